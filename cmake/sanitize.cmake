@@ -1,0 +1,13 @@
+# PBX_SANITIZE=address,undefined or PBX_SANITIZE=thread instruments every target.
+if(PBX_SANITIZE)
+  if(PBX_SANITIZE MATCHES "thread" AND PBX_SANITIZE MATCHES "address")
+    message(FATAL_ERROR "PBX_SANITIZE: thread cannot be combined with address")
+  endif()
+  set(_pbx_san "-fsanitize=${PBX_SANITIZE}" -fno-omit-frame-pointer)
+  if(PBX_SANITIZE MATCHES "undefined")
+    list(APPEND _pbx_san -fno-sanitize-recover=undefined)
+  endif()
+  add_compile_options(${_pbx_san})
+  add_link_options(${_pbx_san})
+  message(STATUS "Sanitizers: ${PBX_SANITIZE}")
+endif()
