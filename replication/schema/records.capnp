@@ -1,0 +1,89 @@
+# Records stored in the replicated state store (DESIGN.md §3). The typed repositories in
+# replication/store/repos.cc are the only code that reads or writes them.
+#
+# Evolution rules: field numbers are APPEND ONLY. Never renumber, retype or remove a field
+# (rename it "obsoleteX" instead); add new fields with the next free number. Old records then
+# decode with the new field at its default, so no migration is ever needed, and active and
+# standby may run different versions during an upgrade. Defaults below mirror repos.h.
+@0xd8136daa6042464b;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("pbx::schema");
+
+# An IP (SIP) extension. Key: config "ext/<number>".
+struct Extension {
+  number @0 :Text;
+  name @1 :Text;
+  email @2 :Text;
+  mobile @3 :Text;
+  realm @4 :Text;
+  ha1Md5 @5 :Text;
+  ha1Sha256 @6 :Text;
+  dialPermission @7 :Text = "DialPlan1";
+  outboundCli @8 :Text;
+  language @9 :Text = "en";
+  moh @10 :Text = "default";
+  voicemail @11 :Bool = true;
+  voicemailPin @12 :Text = "1234";
+  remoteRegistration @13 :Bool = false;
+  maxContacts @14 :UInt32 = 1;
+  webLogin @15 :Bool = false;
+  registrationExpiry @16 :UInt32 = 120;
+  transport @17 :Text = "udp";
+  dtmfMode @18 :Text = "rfc4733";
+  qualifyInterval @19 :UInt32 = 60;
+  nat @20 :Bool = true;
+  trustedAddresses @21 :List(Text);
+  codecs @22 :List(Text) = ["PCMU", "PCMA", "G722"];
+  recording @23 :Text = "off";
+  createdUnix @24 :Int64;
+  updatedUnix @25 :Int64;
+  # Next free number: @26 (append only).
+}
+
+# Enumerants are append only too: their ordinal is what is stored.
+enum Role {
+  admin @0;
+  operator @1;
+  api @2;
+  extension @3;
+}
+
+# A web/API account. Key: config "user/<name>".
+struct User {
+  name @0 :Text;
+  role @1 :Role = operator;
+  passwordSalt @2 :Data;
+  passwordHash @3 :Data;
+  kdfIterations @4 :UInt32;
+  createdUnix @5 :Int64;
+  # Next free number: @6 (append only).
+}
+
+# Cluster-wide settings. Key: config "settings/system".
+struct SystemSettings {
+  sipRealm @0 :Text = "pbx";
+  tokenSecret @1 :Data;
+  firstBootDone @2 :Bool = false;
+  # Next free number: @3 (append only).
+}
+
+# Identity of the cluster and the promotion epoch. Key: meta "cluster".
+struct ClusterMeta {
+  clusterId @0 :Text;
+  epoch @1 :UInt64;
+  createdUnix @2 :Int64;
+  # Next free number: @3 (append only).
+}
+
+# The column-family name -> id map, written once at DB creation. Key: meta "cf_map".
+# Checked at every open (and later in the replication handshake) because WriteBatch bytes
+# carry CF ids, not names.
+struct ColumnFamilyMap {
+  entries @0 :List(Entry);
+  struct Entry {
+    name @0 :Text;
+    id @1 :UInt32;
+  }
+  # Next free number: @1 (append only).
+}

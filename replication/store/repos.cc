@@ -1,0 +1,409 @@
+// Typed repositories: plain structs <-> Cap'n Proto records (replication/schema/records.capnp).
+//
+// Keys (all in one table per record type, so a prefix scan lists a type):
+//   config "ext/<number>"      Extension
+//   config "user/<name>"       User
+//   config "settings/system"   SystemSettings
+//   meta   "cluster"           ClusterMeta
+// Keys sort byte-wise, so List() returns records in string order of the key: extension
+// "1000" comes before "200". That is the order the web admin and the CLI show.
+//
+// Decoding is the trust boundary for bytes read from disk or the standby's stream: a value
+// that does not decode yields Corruption naming table/key, never a crash.
+
+#include "replication/store/repos.h"
+
+#include <cstring>
+#include <string_view>
+#include <utility>
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/array.h>
+#include <kj/exception.h>
+
+#include "replication/schema/records.capnp.h"
+
+namespace pbx::store {
+namespace {
+
+constexpr std::string_view kExtPrefix = "ext/";
+constexpr std::string_view kUserPrefix = "user/";
+constexpr std::string_view kSettingsKey = "settings/system";
+constexpr std::string_view kClusterKey = "cluster";
+
+// Records are a few hundred bytes; this bounds the work a hostile value can cause.
+constexpr uint64_t kTraversalLimitWords = 1 << 20;  // 8 MiB
+
+std::string KeyName(Table table, std::string_view key) {
+  std::string s(TableName(table));
+  s += '/';
+  s += key;
+  return s;
+}
+
+std::string ToString(capnp::Text::Reader text) { return std::string(text.cStr(), text.size()); }
+std::string ToString(capnp::Data::Reader data) {
+  return std::string(reinterpret_cast<const char*>(data.begin()), data.size());
+}
+capnp::Text::Reader ToText(const std::string& s) { return capnp::Text::Reader(s.data(), s.size()); }
+capnp::Data::Reader ToData(const std::string& s) {
+  return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(s.data()), s.size());
+}
+
+std::string Serialize(capnp::MallocMessageBuilder& message) {
+  kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
+  kj::ArrayPtr<const kj::byte> bytes = words.asBytes();
+  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+}
+
+// Reads `bytes` as a message with root `T` and hands the reader to `fn`, which converts it
+// to a plain struct. Everything capnp throws while reading is turned into Corruption here.
+template <typename T, typename Fn>
+auto DecodeRecord(Table table, std::string_view key, std::string_view bytes, Fn&& fn)
+    -> Result<decltype(fn(std::declval<typename T::Reader>()))> {
+  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) {
+    return Status::Corruption(KeyName(table, key) + ": value of " + std::to_string(bytes.size()) +
+                              " bytes is not a whole number of words");
+  }
+  // The value's buffer has no alignment guarantee; capnp needs 8-byte alignment.
+  kj::Array<capnp::word> words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), bytes.data(), bytes.size());
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = kTraversalLimitWords;
+  try {
+    capnp::FlatArrayMessageReader reader(words.asPtr(), options);
+    return fn(reader.getRoot<T>());
+  } catch (const kj::Exception& e) {
+    return Status::Corruption(KeyName(table, key) + ": " + e.getDescription().cStr());
+  }
+}
+
+void SetStrings(capnp::List<capnp::Text>::Builder list, const std::vector<std::string>& v) {
+  for (size_t i = 0; i < v.size(); ++i) list.set(static_cast<unsigned>(i), ToText(v[i]));
+}
+std::vector<std::string> GetStrings(capnp::List<capnp::Text>::Reader list) {
+  std::vector<std::string> v;
+  v.reserve(list.size());
+  for (auto text : list) v.push_back(ToString(text));
+  return v;
+}
+
+// --- Extension ---
+
+std::string EncodeExtension(const Extension& e) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::Extension>();
+  b.setNumber(ToText(e.number));
+  b.setName(ToText(e.name));
+  b.setEmail(ToText(e.email));
+  b.setMobile(ToText(e.mobile));
+  b.setRealm(ToText(e.realm));
+  b.setHa1Md5(ToText(e.ha1_md5));
+  b.setHa1Sha256(ToText(e.ha1_sha256));
+  b.setDialPermission(ToText(e.dial_permission));
+  b.setOutboundCli(ToText(e.outbound_cli));
+  b.setLanguage(ToText(e.language));
+  b.setMoh(ToText(e.moh));
+  b.setVoicemail(e.voicemail);
+  b.setVoicemailPin(ToText(e.voicemail_pin));
+  b.setRemoteRegistration(e.remote_registration);
+  b.setMaxContacts(e.max_contacts);
+  b.setWebLogin(e.web_login);
+  b.setRegistrationExpiry(e.registration_expiry);
+  b.setTransport(ToText(e.transport));
+  b.setDtmfMode(ToText(e.dtmf_mode));
+  b.setQualifyInterval(e.qualify_interval);
+  b.setNat(e.nat);
+  SetStrings(b.initTrustedAddresses(static_cast<unsigned>(e.trusted_addresses.size())),
+             e.trusted_addresses);
+  SetStrings(b.initCodecs(static_cast<unsigned>(e.codecs.size())), e.codecs);
+  b.setRecording(ToText(e.recording));
+  b.setCreatedUnix(e.created_unix);
+  b.setUpdatedUnix(e.updated_unix);
+  return Serialize(message);
+}
+
+Result<Extension> DecodeExtension(std::string_view key, std::string_view bytes) {
+  PBX_ASSIGN_OR_RETURN(Extension e,
+                       DecodeRecord<schema::Extension>(Table::kConfig, key, bytes, [](auto r) {
+                         Extension x;
+                         x.number = ToString(r.getNumber());
+                         x.name = ToString(r.getName());
+                         x.email = ToString(r.getEmail());
+                         x.mobile = ToString(r.getMobile());
+                         x.realm = ToString(r.getRealm());
+                         x.ha1_md5 = ToString(r.getHa1Md5());
+                         x.ha1_sha256 = ToString(r.getHa1Sha256());
+                         x.dial_permission = ToString(r.getDialPermission());
+                         x.outbound_cli = ToString(r.getOutboundCli());
+                         x.language = ToString(r.getLanguage());
+                         x.moh = ToString(r.getMoh());
+                         x.voicemail = r.getVoicemail();
+                         x.voicemail_pin = ToString(r.getVoicemailPin());
+                         x.remote_registration = r.getRemoteRegistration();
+                         x.max_contacts = r.getMaxContacts();
+                         x.web_login = r.getWebLogin();
+                         x.registration_expiry = r.getRegistrationExpiry();
+                         x.transport = ToString(r.getTransport());
+                         x.dtmf_mode = ToString(r.getDtmfMode());
+                         x.qualify_interval = r.getQualifyInterval();
+                         x.nat = r.getNat();
+                         x.trusted_addresses = GetStrings(r.getTrustedAddresses());
+                         x.codecs = GetStrings(r.getCodecs());
+                         x.recording = ToString(r.getRecording());
+                         x.created_unix = r.getCreatedUnix();
+                         x.updated_unix = r.getUpdatedUnix();
+                         return x;
+                       }));
+  if (std::string_view(key).substr(kExtPrefix.size()) != e.number) {
+    return Status::Corruption(KeyName(Table::kConfig, key) + ": record holds number '" + e.number +
+                              "'");
+  }
+  return e;
+}
+
+std::string ExtKey(std::string_view number) {
+  std::string key(kExtPrefix);
+  key += number;
+  return key;
+}
+
+// --- User ---
+
+std::optional<schema::Role> ToSchema(Role role) {
+  switch (role) {
+    case Role::kAdmin:
+      return schema::Role::ADMIN;
+    case Role::kOperator:
+      return schema::Role::OPERATOR;
+    case Role::kApi:
+      return schema::Role::API;
+    case Role::kExtension:
+      return schema::Role::EXTENSION;
+  }
+  return std::nullopt;
+}
+
+std::optional<Role> FromSchema(schema::Role role) {
+  switch (role) {
+    case schema::Role::ADMIN:
+      return Role::kAdmin;
+    case schema::Role::OPERATOR:
+      return Role::kOperator;
+    case schema::Role::API:
+      return Role::kApi;
+    case schema::Role::EXTENSION:
+      return Role::kExtension;
+  }
+  return std::nullopt;  // an enumerant from a newer schema
+}
+
+std::string EncodeUser(const User& u) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::User>();
+  b.setName(ToText(u.name));
+  // Role is a closed enum of ours; an out-of-range value would be a bug in the caller.
+  b.setRole(ToSchema(u.role).value_or(schema::Role::OPERATOR));
+  b.setPasswordSalt(ToData(u.password_salt));
+  b.setPasswordHash(ToData(u.password_hash));
+  b.setKdfIterations(u.kdf_iterations);
+  b.setCreatedUnix(u.created_unix);
+  return Serialize(message);
+}
+
+Result<User> DecodeUser(std::string_view key, std::string_view bytes) {
+  PBX_ASSIGN_OR_RETURN(auto decoded,
+                       DecodeRecord<schema::User>(Table::kConfig, key, bytes, [](auto r) {
+                         User u;
+                         u.name = ToString(r.getName());
+                         std::optional<Role> role = FromSchema(r.getRole());
+                         u.role = role.value_or(Role::kOperator);
+                         u.password_salt = ToString(r.getPasswordSalt());
+                         u.password_hash = ToString(r.getPasswordHash());
+                         u.kdf_iterations = r.getKdfIterations();
+                         u.created_unix = r.getCreatedUnix();
+                         return std::make_pair(std::move(u), role.has_value());
+                       }));
+  auto& [user, role_known] = decoded;
+  if (!role_known) {
+    return Status::Corruption(KeyName(Table::kConfig, key) + ": unknown role");
+  }
+  if (std::string_view(key).substr(kUserPrefix.size()) != user.name) {
+    return Status::Corruption(KeyName(Table::kConfig, key) + ": record holds name '" + user.name +
+                              "'");
+  }
+  return std::move(user);
+}
+
+std::string UserKey(std::string_view name) {
+  std::string key(kUserPrefix);
+  key += name;
+  return key;
+}
+
+// --- SystemSettings ---
+
+std::string EncodeSettings(const SystemSettings& s) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::SystemSettings>();
+  b.setSipRealm(ToText(s.sip_realm));
+  b.setTokenSecret(ToData(s.token_secret));
+  b.setFirstBootDone(s.first_boot_done);
+  return Serialize(message);
+}
+
+Result<SystemSettings> DecodeSettings(std::string_view bytes) {
+  return DecodeRecord<schema::SystemSettings>(Table::kConfig, kSettingsKey, bytes, [](auto r) {
+    SystemSettings s;
+    s.sip_realm = ToString(r.getSipRealm());
+    s.token_secret = ToString(r.getTokenSecret());
+    s.first_boot_done = r.getFirstBootDone();
+    return s;
+  });
+}
+
+// --- ClusterMeta ---
+
+std::string EncodeMeta(const ClusterMeta& m) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::ClusterMeta>();
+  b.setClusterId(ToText(m.cluster_id));
+  b.setEpoch(m.epoch);
+  b.setCreatedUnix(m.created_unix);
+  return Serialize(message);
+}
+
+Result<ClusterMeta> DecodeMeta(std::string_view bytes) {
+  return DecodeRecord<schema::ClusterMeta>(Table::kMeta, kClusterKey, bytes, [](auto r) {
+    ClusterMeta m;
+    m.cluster_id = ToString(r.getClusterId());
+    m.epoch = r.getEpoch();
+    m.created_unix = r.getCreatedUnix();
+    return m;
+  });
+}
+
+}  // namespace
+
+// --- ExtensionRepo ---
+
+Result<Extension> ExtensionRepo::Get(const std::string& number) const {
+  std::string key = ExtKey(number);
+  PBX_ASSIGN_OR_RETURN(std::string bytes, store_.Get(Table::kConfig, key));
+  return DecodeExtension(key, bytes);
+}
+
+Result<std::vector<Extension>> ExtensionRepo::List() const {
+  PBX_ASSIGN_OR_RETURN(auto rows, store_.Scan(Table::kConfig, kExtPrefix));
+  std::vector<Extension> out;
+  out.reserve(rows.size());
+  for (const auto& [key, bytes] : rows) {
+    PBX_ASSIGN_OR_RETURN(Extension e, DecodeExtension(key, bytes));
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+void ExtensionRepo::Put(const Extension& ext, bool create, WriteSet& writes) const {
+  std::string key = ExtKey(ext.number);
+  if (create) writes.ExpectAbsent(Table::kConfig, key);
+  writes.Put(Table::kConfig, std::move(key), EncodeExtension(ext));
+}
+
+void ExtensionRepo::Delete(const std::string& number, WriteSet& writes) const {
+  writes.ExpectPresent(Table::kConfig, ExtKey(number));
+  writes.Delete(Table::kConfig, ExtKey(number));
+}
+
+std::string ExtensionRepo::Prefix() { return std::string(kExtPrefix); }
+
+Result<Extension> ExtensionRepo::Decode(const Change& change) {
+  if (change.table != Table::kConfig || !change.key.starts_with(kExtPrefix)) {
+    return Status::InvalidArgument(KeyName(change.table, change.key) + " is not an extension");
+  }
+  // A deletion carries no record; the number is the key after Prefix().
+  if (!change.value) {
+    return Status::NotFound(KeyName(change.table, change.key) + " was deleted");
+  }
+  return DecodeExtension(change.key, *change.value);
+}
+
+// --- UserRepo ---
+
+Result<User> UserRepo::Get(const std::string& name) const {
+  std::string key = UserKey(name);
+  PBX_ASSIGN_OR_RETURN(std::string bytes, store_.Get(Table::kConfig, key));
+  return DecodeUser(key, bytes);
+}
+
+Result<std::vector<User>> UserRepo::List() const {
+  PBX_ASSIGN_OR_RETURN(auto rows, store_.Scan(Table::kConfig, kUserPrefix));
+  std::vector<User> out;
+  out.reserve(rows.size());
+  for (const auto& [key, bytes] : rows) {
+    PBX_ASSIGN_OR_RETURN(User u, DecodeUser(key, bytes));
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
+void UserRepo::Put(const User& user, bool create, WriteSet& writes) const {
+  std::string key = UserKey(user.name);
+  if (create) writes.ExpectAbsent(Table::kConfig, key);
+  writes.Put(Table::kConfig, std::move(key), EncodeUser(user));
+}
+
+void UserRepo::Delete(const std::string& name, WriteSet& writes) const {
+  writes.ExpectPresent(Table::kConfig, UserKey(name));
+  writes.Delete(Table::kConfig, UserKey(name));
+}
+
+std::string_view RoleName(Role role) {
+  switch (role) {
+    case Role::kAdmin:
+      return "admin";
+    case Role::kOperator:
+      return "operator";
+    case Role::kApi:
+      return "api";
+    case Role::kExtension:
+      return "extension";
+  }
+  return "unknown";
+}
+
+std::optional<Role> ParseRole(std::string_view name) {
+  for (Role role : {Role::kAdmin, Role::kOperator, Role::kApi, Role::kExtension}) {
+    if (RoleName(role) == name) return role;
+  }
+  return std::nullopt;
+}
+
+// --- SettingsRepo ---
+
+Result<SystemSettings> SettingsRepo::Get() const {
+  Result<std::string> bytes = store_.Get(Table::kConfig, kSettingsKey);
+  if (!bytes.ok()) {
+    if (bytes.status().IsNotFound()) return SystemSettings{};
+    return bytes.status();
+  }
+  return DecodeSettings(*bytes);
+}
+
+void SettingsRepo::Put(const SystemSettings& settings, WriteSet& writes) const {
+  writes.Put(Table::kConfig, std::string(kSettingsKey), EncodeSettings(settings));
+}
+
+// --- MetaRepo ---
+
+Result<ClusterMeta> MetaRepo::Get() const {
+  PBX_ASSIGN_OR_RETURN(std::string bytes, store_.Get(Table::kMeta, kClusterKey));
+  return DecodeMeta(bytes);
+}
+
+void MetaRepo::Put(const ClusterMeta& meta, WriteSet& writes) const {
+  writes.Put(Table::kMeta, std::string(kClusterKey), EncodeMeta(meta));
+}
+
+}  // namespace pbx::store

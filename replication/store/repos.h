@@ -1,0 +1,128 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "node/core/status.h"
+#include "replication/store/state_store.h"
+
+// Typed repositories: the only view of the store that code outside replication/ has.
+// Records are plain structs here and Cap'n Proto structs (replication/schema) on disk and on
+// the wire, so fields can be added without migrations. A stored value that does not decode
+// yields Corruption naming the table and key; it never crashes the process.
+// Each repository is a thin, stateless view over a StateStore and is thread-safe.
+namespace pbx::store {
+
+// An IP (SIP) extension, FEATURES.md §3.2. Credentials are kept as digest HA1 values for
+// the SIP realm they were set under, never as the clear password.
+struct Extension {
+  std::string number;  // 2-11 digits; the key
+  std::string name;    // display name, sent as caller ID name
+  std::string email;
+  std::string mobile;      // a note only
+  std::string realm;       // the realm the HA1 values were computed for
+  std::string ha1_md5;     // hex MD5(number:realm:password)
+  std::string ha1_sha256;  // hex SHA-256(number:realm:password)
+  std::string dial_permission = "DialPlan1";
+  std::string outbound_cli;
+  std::string language = "en";
+  std::string moh = "default";
+  bool voicemail = true;
+  std::string voicemail_pin = "1234";
+  bool remote_registration = false;    // allow registration from a public/WAN address
+  uint32_t max_contacts = 1;           // simultaneous registrations
+  bool web_login = false;              // extension user portal
+  uint32_t registration_expiry = 120;  // seconds
+  std::string transport = "udp";       // udp | tcp | tls
+  std::string dtmf_mode = "rfc4733";   // rfc4733 | info | inband | auto
+  uint32_t qualify_interval = 60;      // seconds, 0 = off
+  bool nat = true;
+  std::vector<std::string> trusted_addresses;  // IP or CIDR; empty = any
+  std::vector<std::string> codecs = {"PCMU", "PCMA", "G722"};
+  std::string recording = "off";  // off | in | out | both
+  int64_t created_unix = 0;
+  int64_t updated_unix = 0;
+};
+
+class ExtensionRepo {
+ public:
+  explicit ExtensionRepo(StateStore& store) : store_(store) {}
+  Result<Extension> Get(const std::string& number) const;  // NotFound if absent
+  Result<std::vector<Extension>> List() const;             // in number order
+  // Adds the write to `writes`; `create` also adds the precondition that it is new, so a
+  // concurrent create of the same number fails the commit with Conflict.
+  void Put(const Extension& ext, bool create, WriteSet& writes) const;
+  // Adds the delete and the precondition that the extension exists.
+  void Delete(const std::string& number, WriteSet& writes) const;
+  // The key prefix to Subscribe to for extension changes, and decoding of a Change.
+  static std::string Prefix();
+  static Result<Extension> Decode(const Change& change);
+
+ private:
+  StateStore& store_;
+};
+
+enum class Role : uint8_t { kAdmin, kOperator, kApi, kExtension };
+std::string_view RoleName(Role role);
+std::optional<Role> ParseRole(std::string_view name);
+
+// A web/API account (FEATURES.md §16). The password is a PBKDF2-HMAC-SHA256 hash.
+struct User {
+  std::string name;  // the key; immutable once created
+  Role role = Role::kOperator;
+  std::string password_salt;  // raw bytes
+  std::string password_hash;  // raw bytes
+  uint32_t kdf_iterations = 0;
+  int64_t created_unix = 0;
+};
+
+class UserRepo {
+ public:
+  explicit UserRepo(StateStore& store) : store_(store) {}
+  Result<User> Get(const std::string& name) const;
+  Result<std::vector<User>> List() const;
+  void Put(const User& user, bool create, WriteSet& writes) const;
+  void Delete(const std::string& name, WriteSet& writes) const;
+
+ private:
+  StateStore& store_;
+};
+
+// Cluster-wide settings that every node shares (config table).
+struct SystemSettings {
+  std::string sip_realm = "pbx";
+  std::string token_secret;  // raw bytes: signs API tokens, so they survive a failover
+  bool first_boot_done = false;
+};
+
+class SettingsRepo {
+ public:
+  explicit SettingsRepo(StateStore& store) : store_(store) {}
+  // Defaults if never written.
+  Result<SystemSettings> Get() const;
+  void Put(const SystemSettings& settings, WriteSet& writes) const;
+
+ private:
+  StateStore& store_;
+};
+
+// Identity of the cluster and the promotion epoch (meta table).
+struct ClusterMeta {
+  std::string cluster_id;  // random at creation; both nodes of a pair share it
+  uint64_t epoch = 0;      // incremented by every promotion
+  int64_t created_unix = 0;
+};
+
+class MetaRepo {
+ public:
+  explicit MetaRepo(StateStore& store) : store_(store) {}
+  Result<ClusterMeta> Get() const;  // NotFound before the first write
+  void Put(const ClusterMeta& meta, WriteSet& writes) const;
+
+ private:
+  StateStore& store_;
+};
+
+}  // namespace pbx::store
