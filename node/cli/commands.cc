@@ -1,0 +1,387 @@
+#include "node/cli/commands.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <ctime>
+#include <memory>
+#include <set>
+#include <string_view>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "node/admin/credentials.h"
+#include "node/cli/api_client.h"
+
+namespace pbx::cli {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr size_t kGeneratedPasswordLength = 12;
+
+// Terminal cells taken by `s` (UTF-8): one per code point, two for East Asian wide and
+// full-width characters, so that tables of Chinese names line up.
+size_t Width(std::string_view s) {
+  size_t width = 0;
+  for (size_t i = 0; i < s.size();) {
+    auto b = static_cast<unsigned char>(s[i]);
+    size_t len = b < 0x80           ? 1
+                 : (b >> 5) == 0x6  ? 2
+                 : (b >> 4) == 0xe  ? 3
+                 : (b >> 3) == 0x1e ? 4
+                                    : 1;
+    uint32_t cp = len == 1 ? b : b & (0x7f >> len);
+    for (size_t k = 1; k < len && i + k < s.size(); ++k) {
+      cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3f);
+    }
+    bool wide = (cp >= 0x1100 && cp <= 0x115f) || (cp >= 0x2e80 && cp <= 0xa4cf) ||
+                (cp >= 0xac00 && cp <= 0xd7a3) || (cp >= 0xf900 && cp <= 0xfaff) ||
+                (cp >= 0xfe30 && cp <= 0xfe4f) || (cp >= 0xff00 && cp <= 0xff60) ||
+                (cp >= 0xffe0 && cp <= 0xffe6) || (cp >= 0x20000 && cp <= 0x3fffd);
+    width += wide ? 2 : 1;
+    i += len;
+  }
+  return width;
+}
+
+std::string Pad(std::string_view s, size_t width) {
+  std::string out(s);
+  size_t w = Width(s);
+  if (w < width) out.append(width - w, ' ');
+  return out;
+}
+
+// A JSON value as a human reads it: strings bare, booleans yes/no, lists comma-separated.
+std::string Text(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return v.get<bool>() ? "yes" : "no";
+  if (v.is_null()) return "";
+  if (v.is_array()) {
+    std::string s;
+    for (const json& item : v) {
+      if (!s.empty()) s += ", ";
+      s += Text(item);
+    }
+    return s;
+  }
+  return v.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string Field(const json& obj, const char* key) {
+  if (!obj.is_object()) return "";
+  auto it = obj.find(key);
+  return it == obj.end() ? "" : Text(*it);
+}
+
+// "key   value" lines, keys padded to the longest.
+std::string KeyValueLines(const std::vector<std::pair<std::string, std::string>>& rows) {
+  size_t width = 0;
+  for (const auto& [k, v] : rows) width = std::max(width, Width(k));
+  std::string out;
+  for (const auto& [k, v] : rows) {
+    out += v.empty() ? k : Pad(k, width + 2) + v;
+    out += '\n';
+  }
+  return out;
+}
+
+std::string UtcTime(int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  if (gmtime_r(&t, &tm) == nullptr) return std::to_string(unix_seconds);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+std::string Duration(int64_t seconds) {
+  if (seconds < 0) seconds = 0;
+  int64_t d = seconds / 86400, h = seconds / 3600 % 24, m = seconds / 60 % 60, s = seconds % 60;
+  if (d > 0) return fmt::format("{}d {}h {}m", d, h, m);
+  if (h > 0) return fmt::format("{}h {}m", h, m);
+  if (m > 0) return fmt::format("{}m {}s", m, s);
+  return fmt::format("{}s", s);
+}
+
+void PrintJson(std::ostream& out, const json& j) {
+  out << j.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
+}
+
+// Reports a failed call and returns its exit code.
+int Fail(std::ostream& err, const Status& st) {
+  if (st.code() == Status::Code::kUnavailable) {
+    err << "pbxd is not running (" << st.message() << ")\n";
+    return kExitNotRunning;
+  }
+  err << "pbxctl: " << st.message() << '\n';
+  return kExitError;
+}
+
+// A client for the API the global options point to, logged in; or the exit code.
+struct Connection {
+  std::unique_ptr<ApiClient> client;
+  int exit_code = kExitOk;
+};
+
+Connection Connect(const GlobalOptions& g, std::ostream& err) {
+  Connection c;
+  auto fail = [&](int code, const std::string& message) {
+    err << message << '\n';
+    c.exit_code = code;
+    return std::move(c);
+  };
+  const bool login = !g.user.empty() || !g.password.empty();
+  if (login && (g.user.empty() || g.password.empty())) {
+    return fail(kExitUsage, "pbxctl: --user and --password go together");
+  }
+  if (login && !g.token.empty()) {
+    return fail(kExitUsage, "pbxctl: use either --token or --user/--password");
+  }
+
+  ClientOptions options;
+  options.insecure = g.insecure;
+  options.ca_file = g.ca_file;
+  options.token = g.token;
+  if (!g.api_url.empty()) {
+    if (g.token.empty() && !login) {
+      return fail(kExitUsage, "pbxctl: --api needs --token or --user and --password");
+    }
+    if (g.api_url.rfind("https://", 0) == 0 && g.ca_file.empty() && !g.insecure) {
+      return fail(kExitUsage, "pbxctl: --api with https needs --ca FILE or --insecure");
+    }
+    options.url = g.api_url;
+  } else {
+    const std::string dir = g.run_dir.empty() ? DefaultRunDir() : g.run_dir;
+    Result<RunInfo> info = ReadRunInfo(dir);
+    if (!info.ok() && info.status().IsNotFound()) {
+      return fail(kExitNotRunning, fmt::format("pbxd is not running (no {}/ready.json)", dir));
+    }
+    if (!info.ok()) return fail(kExitError, "pbxctl: " + info.status().message());
+    if (!ProcessAlive(info->pid)) {
+      return fail(
+          kExitNotRunning,
+          fmt::format("pbxd is not running (pid {} of {}/ready.json is gone)", info->pid, dir));
+    }
+    options.url = info->api_url;
+    if (options.ca_file.empty()) options.ca_file = info->api_cert;
+    if (options.token.empty() && !login) {
+      const std::string token_file = dir + "/admin.token";
+      Result<std::string> token = ReadTokenFile(token_file);
+      if (!token.ok()) {
+        return fail(kExitError, fmt::format("pbxctl: {} (use --user/--password or --token)",
+                                            token.status().message()));
+      }
+      options.token = *token;
+    }
+  }
+
+  Result<std::unique_ptr<ApiClient>> client = ApiClient::Create(options);
+  if (!client.ok()) return fail(kExitUsage, "pbxctl: " + client.status().message());
+  if (login) {
+    if (Status st = (*client)->Login(g.user, g.password); !st.ok()) {
+      c.exit_code = Fail(err, st);
+      return c;
+    }
+  }
+  c.client = std::move(client).value();
+  return c;
+}
+
+// Extension numbers go into URL paths, so anything but digits is refused here.
+bool CheckNumber(const std::string& number, std::ostream& err) {
+  if (!number.empty() && number.size() <= 11 &&
+      std::all_of(number.begin(), number.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
+    return true;
+  }
+  err << "pbxctl: '" << number << "' is not an extension number (2-11 digits)\n";
+  return false;
+}
+
+}  // namespace
+
+std::string FormatStatus(const json& s, int64_t now_unix) {
+  std::vector<std::pair<std::string, std::string>> rows = {
+      {"node", Field(s, "node_name")},    {"role", Field(s, "role")},
+      {"version", Field(s, "version")},   {"epoch", Field(s, "epoch")},
+      {"last seq", Field(s, "last_seq")},
+  };
+  if (s.is_object() && s.contains("started_unix") && s["started_unix"].is_number_integer()) {
+    int64_t started = s["started_unix"].get<int64_t>();
+    if (started > 0) {
+      rows.emplace_back("started",
+                        fmt::format("{} (up {})", UtcTime(started), Duration(now_unix - started)));
+    }
+  }
+  if (s.is_object() && s.contains("counts") && s["counts"].is_object()) {
+    for (const auto& [key, value] : s["counts"].items()) rows.emplace_back(key, Text(value));
+  }
+  return KeyValueLines(rows);
+}
+
+std::string FormatExtensionTable(const json& list) {
+  static constexpr const char* kColumns[] = {"number", "name", "email", "transport"};
+  std::vector<std::vector<std::string>> rows = {{"NUMBER", "NAME", "EMAIL", "TRANSPORT"}};
+  if (list.is_array()) {
+    for (const json& ext : list) {
+      std::vector<std::string> row;
+      for (const char* c : kColumns) row.push_back(Field(ext, c));
+      rows.push_back(std::move(row));
+    }
+  }
+  std::vector<size_t> widths(std::size(kColumns), 0);
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], Width(row[i]));
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += i + 1 < row.size() ? Pad(row[i], widths[i] + 2) : row[i];
+    }
+    line.erase(line.find_last_not_of(' ') + 1);
+    out += line + '\n';
+  }
+  return out;
+}
+
+std::string FormatExtension(const json& ext) {
+  // The usual reading order first; anything else the API adds follows alphabetically.
+  static constexpr const char* kOrder[] = {"number",
+                                           "name",
+                                           "email",
+                                           "mobile",
+                                           "transport",
+                                           "dtmf_mode",
+                                           "codecs",
+                                           "nat",
+                                           "max_contacts",
+                                           "registration_expiry",
+                                           "qualify_interval",
+                                           "remote_registration",
+                                           "trusted_addresses",
+                                           "voicemail",
+                                           "recording",
+                                           "web_login",
+                                           "dial_permission",
+                                           "outbound_cli",
+                                           "language",
+                                           "moh"};
+  std::vector<std::pair<std::string, std::string>> rows;
+  std::set<std::string> shown;
+  if (!ext.is_object()) return "";
+  for (const char* key : kOrder) {
+    auto it = ext.find(key);
+    if (it == ext.end()) continue;
+    std::string value = Text(*it);
+    if (std::string_view(key) == "trusted_addresses" && value.empty()) value = "any";
+    rows.emplace_back(key, value);
+    shown.insert(key);
+  }
+  for (const auto& [key, value] : ext.items()) {
+    if (shown.count(key) > 0) continue;
+    if (key == "created_unix" || key == "updated_unix") {
+      if (value.is_number_integer() && value.get<int64_t>() > 0) {
+        rows.emplace_back(key.substr(0, key.size() - 5), UtcTime(value.get<int64_t>()));
+      }
+      continue;
+    }
+    rows.emplace_back(key, Text(value));
+  }
+  return KeyValueLines(rows);
+}
+
+int RunStatus(const GlobalOptions& g, std::ostream& out, std::ostream& err) {
+  Connection c = Connect(g, err);
+  if (!c.client) return c.exit_code;
+  Result<json> status = c.client->Get("/api/v1/status");
+  if (!status.ok()) return Fail(err, status.status());
+  if (g.json) {
+    PrintJson(out, *status);
+  } else {
+    out << FormatStatus(*status, static_cast<int64_t>(std::time(nullptr)));
+  }
+  return kExitOk;
+}
+
+int RunExtList(const GlobalOptions& g, std::ostream& out, std::ostream& err) {
+  Connection c = Connect(g, err);
+  if (!c.client) return c.exit_code;
+  Result<json> reply = c.client->Get("/api/v1/extensions");
+  if (!reply.ok()) return Fail(err, reply.status());
+  if (g.json) {
+    PrintJson(out, *reply);
+    return kExitOk;
+  }
+  const json& list =
+      reply->is_object() && reply->contains("extensions") ? (*reply)["extensions"] : json::array();
+  out << FormatExtensionTable(list);
+  return kExitOk;
+}
+
+int RunExtShow(const GlobalOptions& g, const std::string& number, std::ostream& out,
+               std::ostream& err) {
+  if (!CheckNumber(number, err)) return kExitUsage;
+  Connection c = Connect(g, err);
+  if (!c.client) return c.exit_code;
+  Result<json> ext = c.client->Get("/api/v1/extensions/" + number);
+  if (!ext.ok()) return Fail(err, ext.status());
+  if (g.json) {
+    PrintJson(out, *ext);
+  } else {
+    out << FormatExtension(*ext);
+  }
+  return kExitOk;
+}
+
+int RunExtAdd(const GlobalOptions& g, const ExtAddOptions& add, std::ostream& out,
+              std::ostream& err) {
+  std::string password = add.password;
+  const bool generated = password.empty();
+  while (password.empty()) {
+    Result<std::string> pw = admin::GeneratePassword(kGeneratedPasswordLength);
+    if (!pw.ok()) return Fail(err, pw.status());
+    if (!admin::CheckPasswordStrength(*pw, add.number)) password = std::move(pw).value();
+  }
+  json body = {{"number", add.number}, {"name", add.name}, {"password", password}};
+  auto set_if = [&](const char* key, const std::string& value) {
+    if (!value.empty()) body[key] = value;
+  };
+  set_if("email", add.email);
+  set_if("mobile", add.mobile);
+  set_if("transport", add.transport);
+  set_if("dtmf_mode", add.dtmf_mode);
+  set_if("voicemail_pin", add.voicemail_pin);
+  if (add.max_contacts) body["max_contacts"] = *add.max_contacts;
+  if (add.web_login) body["web_login"] = *add.web_login;
+  if (!add.codecs.empty()) body["codecs"] = add.codecs;
+
+  Connection c = Connect(g, err);
+  if (!c.client) return c.exit_code;
+  Result<json> created = c.client->Post("/api/v1/extensions", body);
+  if (!created.ok()) return Fail(err, created.status());
+  if (g.json) {
+    json shown = *created;
+    // The only time a generated password can be seen: put it in the output.
+    if (generated && shown.is_object()) shown["password"] = password;
+    PrintJson(out, shown);
+  } else {
+    out << fmt::format("created extension {} ({})\n", Field(*created, "number"),
+                       Field(*created, "name"));
+    if (generated) out << "password: " << password << "  (shown only now)\n";
+  }
+  return kExitOk;
+}
+
+int RunExtDel(const GlobalOptions& g, const std::string& number, std::ostream& out,
+              std::ostream& err) {
+  if (!CheckNumber(number, err)) return kExitUsage;
+  Connection c = Connect(g, err);
+  if (!c.client) return c.exit_code;
+  Result<json> reply = c.client->Delete("/api/v1/extensions/" + number);
+  if (!reply.ok()) return Fail(err, reply.status());
+  out << "deleted extension " << number << '\n';
+  return kExitOk;
+}
+
+}  // namespace pbx::cli

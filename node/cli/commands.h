@@ -1,0 +1,62 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+// The pbxctl verbs, separate from argument parsing (main.cc) so tests can run them against an
+// in-process API server. Each Run* function writes its result to `out`, diagnostics to `err`,
+// and returns the process exit code. Not thread-safe (one command at a time per streams).
+namespace pbx::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;       // the API refused or failed the request
+inline constexpr int kExitUsage = 2;       // bad command line
+inline constexpr int kExitNotRunning = 3;  // no pbxd to talk to
+
+// How to reach and authenticate to the API (the global options of pbxctl).
+struct GlobalOptions {
+  std::string run_dir;  // empty: DefaultRunDir(); used unless api_url is set
+  std::string api_url;  // --api: talk to this URL instead of the local daemon
+  std::string token;    // --token
+  std::string user;     // --user/--password: log in first
+  std::string password;
+  std::string ca_file;    // --ca: PEM to verify the server with (default: ready.json api_cert)
+  bool insecure = false;  // --insecure: do not verify the server certificate
+  bool json = false;      // --json: print the API's JSON instead of tables
+};
+
+struct ExtAddOptions {
+  std::string number;
+  std::string name;
+  std::string password;  // empty: generate one and print it once
+  std::string email;
+  std::string mobile;
+  std::string transport;
+  std::string dtmf_mode;
+  std::optional<uint32_t> max_contacts;
+  std::optional<bool> web_login;
+  std::vector<std::string> codecs;
+  std::string voicemail_pin;
+};
+
+int RunStatus(const GlobalOptions& g, std::ostream& out, std::ostream& err);
+int RunExtList(const GlobalOptions& g, std::ostream& out, std::ostream& err);
+int RunExtShow(const GlobalOptions& g, const std::string& number, std::ostream& out,
+               std::ostream& err);
+int RunExtAdd(const GlobalOptions& g, const ExtAddOptions& add, std::ostream& out,
+              std::ostream& err);
+int RunExtDel(const GlobalOptions& g, const std::string& number, std::ostream& out,
+              std::ostream& err);
+
+// Human renderings, exposed for tests. Columns are aligned by terminal cells (East Asian
+// wide characters count as two), so Chinese and Latin names line up.
+std::string FormatStatus(const nlohmann::json& status, int64_t now_unix);
+std::string FormatExtensionTable(const nlohmann::json& list);
+std::string FormatExtension(const nlohmann::json& ext);
+
+}  // namespace pbx::cli

@@ -1,0 +1,85 @@
+// pbxctl: the command-line client of pbxd's REST API. Parses flags and runs one verb of
+// node/cli/commands.h; everything else lives there.
+
+#include <iostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "node/cli/commands.h"
+
+int main(int argc, char** argv) {
+  using pbx::cli::ExtAddOptions;
+  using pbx::cli::GlobalOptions;
+
+  GlobalOptions g;
+  CLI::App app{"pbxctl: control a running pbxd through its REST API", "pbxctl"};
+  app.require_subcommand(1);
+  app.option_defaults()->always_capture_default(false);
+  app.add_option("--run-dir", g.run_dir,
+                 "Run directory of the local pbxd (default: $PBX_RUN_DIR, ./.pbx/run, /run/pbx)");
+  app.add_option("--api", g.api_url, "API URL instead of the local daemon (https://host:port)");
+  app.add_option("--token", g.token, "Bearer token (default: RUN_DIR/admin.token)")
+      ->envname("PBX_TOKEN");
+  app.add_option("--user", g.user, "Log in as this user");
+  app.add_option("--password", g.password, "Password for --user")->envname("PBX_PASSWORD");
+  app.add_option("--ca", g.ca_file, "CA/certificate PEM to verify the API with");
+  app.add_flag("--insecure", g.insecure, "Do not verify the API's certificate");
+
+  CLI::App* status = app.add_subcommand("status", "Node and cluster status");
+  status->add_flag("--json", g.json, "Print JSON");
+
+  CLI::App* ext = app.add_subcommand("ext", "Manage IP extensions");
+  ext->require_subcommand(1);
+  CLI::App* ext_list = ext->add_subcommand("list", "List extensions");
+  ext_list->add_flag("--json", g.json, "Print JSON");
+
+  std::string number;
+  CLI::App* ext_show = ext->add_subcommand("show", "Show one extension");
+  ext_show->add_option("NUMBER", number, "Extension number")->required();
+  ext_show->add_flag("--json", g.json, "Print JSON");
+
+  ExtAddOptions add;
+  uint32_t max_contacts = 0;
+  bool web_login = false;
+  CLI::App* ext_add = ext->add_subcommand("add", "Create an extension");
+  ext_add->add_option("NUMBER", add.number, "Extension number (2-11 digits)")->required();
+  ext_add->add_option("--name", add.name, "Display name")->required();
+  ext_add->add_option("--password", add.password,
+                      "SIP and portal password (default: generate and print one)");
+  ext_add->add_option("--email", add.email, "Email address");
+  ext_add->add_option("--mobile", add.mobile, "Mobile number (a note)");
+  ext_add->add_option("--transport", add.transport, "udp, tcp or tls");
+  ext_add->add_option("--dtmf-mode", add.dtmf_mode, "rfc4733, info, inband or auto");
+  CLI::Option* max_contacts_opt =
+      ext_add->add_option("--max-contacts", max_contacts, "Simultaneous registrations (1-10)");
+  CLI::Option* web_login_opt =
+      ext_add->add_flag("--web-login,!--no-web-login", web_login, "Enable the user portal");
+  ext_add->add_option("--codecs", add.codecs, "Codecs in order, e.g. PCMU,PCMA,G722")
+      ->delimiter(',');
+  ext_add->add_option("--voicemail-pin", add.voicemail_pin, "Voicemail PIN (4-8 digits)");
+  ext_add->add_flag("--json", g.json, "Print JSON");
+
+  CLI::App* ext_del = ext->add_subcommand("del", "Delete an extension");
+  ext_del->add_option("NUMBER", number, "Extension number")->required();
+
+  // Global options may also follow the verb: `pbxctl status --run-dir X`.
+  for (CLI::App* sub : {status, ext, ext_list, ext_show, ext_add, ext_del}) sub->fallthrough();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : pbx::cli::kExitUsage;
+  }
+  if (max_contacts_opt->count() > 0) add.max_contacts = max_contacts;
+  if (web_login_opt->count() > 0) add.web_login = web_login;
+
+  if (status->parsed()) return pbx::cli::RunStatus(g, std::cout, std::cerr);
+  if (ext_list->parsed()) return pbx::cli::RunExtList(g, std::cout, std::cerr);
+  if (ext_show->parsed()) return pbx::cli::RunExtShow(g, number, std::cout, std::cerr);
+  if (ext_add->parsed()) return pbx::cli::RunExtAdd(g, add, std::cout, std::cerr);
+  if (ext_del->parsed()) return pbx::cli::RunExtDel(g, number, std::cout, std::cerr);
+  std::cerr << app.help();
+  return pbx::cli::kExitUsage;
+}
