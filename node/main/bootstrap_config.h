@@ -1,0 +1,77 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "node/core/status.h"
+
+namespace pbx::node {
+
+// A host and port, e.g. the peer's replication address "10.0.0.2:7400" or "[fd00::2]:7400".
+struct Endpoint {
+  std::string host;
+  uint16_t port = 0;
+};
+
+// An address with its prefix length, e.g. the virtual IP "10.99.0.100/24".
+struct Prefix {
+  std::string address;
+  int length = 0;
+  bool ipv6 = false;
+};
+
+// The node-local bootstrap file (TOML), parsed once into typed, validated fields. Everything
+// else is configured at run time and lives in the replicated store.
+struct BootstrapConfig {
+  std::string source = "<embedded default>";  // the file it came from
+
+  // [node]
+  std::string node_name = "pbx";
+  std::string data_dir = ".pbx/data";
+  std::string run_dir = ".pbx/run";
+  std::string log_level = "info";
+
+  // [api]: the REST API and web admin (HTTPS).
+  std::string api_listen = "127.0.0.1";
+  uint16_t api_port = 8443;
+  std::optional<std::string> admin_password;  // first boot only; generated if absent
+
+  // [sip]: parsed now, used by the SIP stack.
+  std::string sip_listen = "0.0.0.0";
+  uint16_t sip_udp_port = 5060;
+  uint16_t sip_tcp_port = 5060;
+  uint16_t sip_tls_port = 5061;
+
+  // [cluster]: absent means a single node.
+  struct Cluster {
+    Endpoint listen;                         // our replication address
+    Endpoint peer;                           // the other node's replication address
+    std::optional<Prefix> vip;               // the virtual IP
+    std::string interface;                   // where the VIP lives
+    std::optional<Endpoint> witness;         // pbx-witness
+    std::optional<std::string> ping_target;  // tie-breaker when there is no witness
+    uint32_t hb_interval_ms = 100;
+    uint32_t hb_dead = 5;  // missed heartbeats before the peer is dead
+  };
+  std::optional<Cluster> cluster;
+
+  // [store]
+  uint64_t wal_ttl_seconds = 3600;
+  uint64_t wal_size_limit_mb = 1024;
+
+  // [demo]: the embedded default creates demo extensions 1001-1005 at first boot.
+  bool demo_extensions = true;
+};
+
+// Parses and validates `path`. Errors read "FILE:LINE: what is wrong".
+Result<BootstrapConfig> LoadBootstrapConfig(const std::string& path);
+// The same from a string; `source` names it in errors.
+Result<BootstrapConfig> ParseBootstrapConfig(std::string_view text, const std::string& source);
+
+// "10.0.0.2:7400", "[fd00::2]:7400", "host:7400" -> Endpoint.
+Result<Endpoint> ParseEndpoint(std::string_view text);
+// "10.99.0.100/24", "fd00::100/64" -> Prefix.
+Result<Prefix> ParsePrefix(std::string_view text);
+
+}  // namespace pbx::node

@@ -1,0 +1,64 @@
+// pbxd: the PBX daemon. Parses flags, builds the node, waits for SIGINT/SIGTERM.
+#include <signal.h>
+
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "node/core/log.h"
+#include "node/main/bootstrap_config.h"
+#include "node/main/node.h"
+
+int main(int argc, char** argv) {
+  using namespace pbx;
+  CLI::App app{"pbxd: the HA-cluster PBX daemon"};
+  std::string config_file;
+  std::string data_dir;
+  std::string run_dir;
+  std::string log_level;
+  app.add_option("--config", config_file, "bootstrap file (TOML); without it, the embedded default")
+      ->check(CLI::ExistingFile);
+  app.add_option("--data-dir", data_dir, "where the stores live (overrides the file)");
+  app.add_option("--run-dir", run_dir, "where ready.json and admin.token go (overrides the file)");
+  app.add_option("--log-level", log_level, "debug, info, warn or error (overrides the file)");
+  app.set_version_flag("--version", PBX_VERSION);
+  CLI11_PARSE(app, argc, argv);
+
+  Result<node::BootstrapConfig> config =
+      config_file.empty() ? node::BootstrapConfig() : node::LoadBootstrapConfig(config_file);
+  if (!config.ok()) {
+    std::fprintf(stderr, "pbxd: %s\n", config.status().message().c_str());
+    return 2;
+  }
+  if (!data_dir.empty()) config->data_dir = data_dir;
+  if (!run_dir.empty()) config->run_dir = run_dir;
+  if (!log_level.empty()) config->log_level = log_level;
+  log::Level level;
+  if (!log::ParseLevel(config->log_level, &level)) {
+    std::fprintf(stderr, "pbxd: --log-level must be debug, info, warn or error\n");
+    return 2;
+  }
+  log::SetLevel(level);
+
+  // Block the stop signals before any thread starts, so every thread inherits the mask and
+  // only sigwait() below sees them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Result<std::unique_ptr<node::Node>> node = node::Node::Start(*config);
+  if (!node.ok()) {
+    PBX_LOG(kError, "pbxd", "start-up failed: {}", node.status().ToString());
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  PBX_LOG(kInfo, "pbxd", "{} received, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  (*node)->Stop();
+  PBX_LOG(kInfo, "pbxd", "stopped");
+  return 0;
+}

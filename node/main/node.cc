@@ -1,0 +1,207 @@
+#include "node/main/node.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
+
+#include "node/admin/api_server.h"
+#include "node/admin/credentials.h"
+#include "node/admin/first_boot.h"
+#include "node/core/log.h"
+#include "replication/store/repos.h"
+#include "replication/store/state_store.h"
+
+namespace pbx::node {
+namespace {
+
+namespace fs = std::filesystem;
+
+int64_t NowUnix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Status MakeDir(const fs::path& dir, fs::perms perms) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::Io(fmt::format("cannot create {}: {}", dir.string(), ec.message()));
+  fs::permissions(dir, perms, ec);
+  return Status::Ok();
+}
+
+// Writes `content` to `path` through a temporary file and a rename, so a reader never sees
+// half a file, with the given mode.
+Status WriteFileAtomically(const fs::path& path, const std::string& content, mode_t mode) {
+  fs::path tmp = path;
+  tmp += ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return Status::Io(fmt::format("cannot write {}: {}", tmp.string(), strerror(errno)));
+  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
+  ok = ::fsync(fd) == 0 && ok;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Status::Io(fmt::format("cannot write {}: {}", path.string(), strerror(errno)));
+  }
+  return Status::Ok();
+}
+
+// The cluster's identity, created once with the store. Both nodes of a pair share it
+// because the meta table replicates.
+Status EnsureClusterMeta(store::StateStore& state) {
+  store::MetaRepo meta(state);
+  Result<store::ClusterMeta> existing = meta.Get();
+  if (existing.ok()) return Status::Ok();
+  if (!existing.status().IsNotFound()) return existing.status();
+  std::random_device rd;
+  store::ClusterMeta m;
+  m.cluster_id = fmt::format("{:08x}{:08x}", rd(), rd());
+  m.created_unix = NowUnix();
+  store::WriteSet writes;
+  meta.Put(m, writes);
+  return state.Commit(writes, store::Durability::kReplicated).status();
+}
+
+class NodeImpl : public Node {
+ public:
+  explicit NodeImpl(const BootstrapConfig& config) : config_(config) {}
+  ~NodeImpl() override { Stop(); }
+
+  Status Init() {
+    started_unix_ = NowUnix();
+    fs::path data(config_.data_dir);
+    run_dir_ = fs::absolute(config_.run_dir);
+    PBX_TRY(MakeDir(data, fs::perms::owner_all));
+    PBX_TRY(MakeDir(run_dir_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                  fs::perms::others_read | fs::perms::others_exec));
+
+    PBX_ASSIGN_OR_RETURN(local_, store::OpenLocalStore((data / "local").string()));
+    store::StoreOptions opts;
+    opts.dir = (data / "state").string();
+    opts.wal_ttl_seconds = config_.wal_ttl_seconds;
+    opts.wal_size_limit_mb = config_.wal_size_limit_mb;
+    PBX_ASSIGN_OR_RETURN(state_, store::OpenRocksStateStore(opts));
+    PBX_LOG(kInfo, "node", "store open at {} seq={}", opts.dir, state_->LatestSeq());
+
+    PBX_TRY(EnsureClusterMeta(*state_));
+    admin::FirstBootOptions boot;
+    boot.admin_password = config_.admin_password.value_or("");
+    boot.demo_extensions = config_.demo_extensions;
+    PBX_ASSIGN_OR_RETURN(admin::FirstBootReport report, admin::ProvisionFirstBoot(*state_, boot));
+    PrintFirstBootReport(report);
+
+    PBX_TRY(StartApi(data / "tls"));
+    return WriteRunFiles();
+  }
+
+  void Stop() override {
+    if (stopped_) return;
+    stopped_ = true;
+    std::error_code ec;
+    fs::remove(run_dir_ / "ready.json", ec);
+    fs::remove(run_dir_ / "admin.token", ec);
+    if (api_) api_->Stop();
+    api_.reset();
+    state_.reset();  // flushes and closes the DB
+    local_.reset();
+  }
+
+ private:
+  // The clear passwords go to stdout once, never to the log.
+  static void PrintFirstBootReport(const admin::FirstBootReport& report) {
+    if (report.admin_password.empty() && report.extensions.empty()) return;
+    std::string out = "\nFirst boot: these passwords are shown once; write them down.\n";
+    if (!report.admin_password.empty()) {
+      out += fmt::format("  web/API user  admin  password  {}\n", report.admin_password);
+    }
+    for (const auto& ext : report.extensions) {
+      out += fmt::format("  extension     {}   password  {}\n", ext.number, ext.password);
+    }
+    std::fputs(out.c_str(), stdout);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+  }
+
+  Status StartApi(const fs::path& tls_dir) {
+    PBX_TRY(MakeDir(tls_dir, fs::perms::owner_all));
+    cert_file_ = fs::absolute(tls_dir / "api-cert.pem");
+    fs::path key_file = fs::absolute(tls_dir / "api-key.pem");
+    if (!fs::exists(cert_file_) || !fs::exists(key_file)) {
+      std::vector<std::string> sans;
+      if (config_.api_listen != "127.0.0.1" && config_.api_listen != "0.0.0.0") {
+        sans.push_back(config_.api_listen);
+      }
+      PBX_TRY(admin::GenerateSelfSignedCert(cert_file_.string(), key_file.string(),
+                                            config_.node_name, sans));
+      PBX_LOG(kInfo, "node", "generated a self-signed certificate at {}", cert_file_.string());
+    }
+    admin::ApiOptions api;
+    api.bind_address = config_.api_listen;
+    api.port = config_.api_port;
+    api.cert_file = cert_file_.string();
+    api.key_file = key_file.string();
+    PBX_ASSIGN_OR_RETURN(api_,
+                         admin::ApiServer::Start(api, *state_, [this] { return CurrentStatus(); }));
+    PBX_LOG(kInfo, "node", "REST API on https://{}:{}", config_.api_listen, api_->port());
+    return Status::Ok();
+  }
+
+  admin::NodeStatus CurrentStatus() const {
+    admin::NodeStatus s;
+    s.node_name = config_.node_name;
+    s.version = PBX_VERSION;
+    s.last_seq = state_->LatestSeq();
+    s.started_unix = started_unix_;
+    if (Result<store::ClusterMeta> meta = store::MetaRepo(*state_).Get(); meta.ok()) {
+      s.epoch = meta->epoch;
+    }
+    return s;
+  }
+
+  // admin.token lets root on this machine use pbxctl without a password (like a local
+  // control socket); ready.json tells clients, and tests, which ports were bound.
+  Status WriteRunFiles() {
+    PBX_ASSIGN_OR_RETURN(std::string token,
+                         admin::MintTokenForUser(*state_, "admin", 30 * 24 * 3600));
+    PBX_TRY(WriteFileAtomically(run_dir_ / "admin.token", token + "\n", 0600));
+    std::string host = config_.api_listen == "0.0.0.0" ? "127.0.0.1" : config_.api_listen;
+    nlohmann::json ready = {
+        {"pid", ::getpid()},
+        {"node", config_.node_name},
+        {"api", api_->port()},
+        {"api_url", fmt::format("https://{}:{}", host, api_->port())},
+        {"api_cert", cert_file_.string()},
+    };
+    PBX_TRY(WriteFileAtomically(run_dir_ / "ready.json", ready.dump(2) + "\n", 0644));
+    PBX_LOG(kInfo, "node", "ready: node={} api={}", config_.node_name, api_->port());
+    return Status::Ok();
+  }
+
+  BootstrapConfig config_;
+  fs::path run_dir_;
+  fs::path cert_file_;
+  int64_t started_unix_ = 0;
+  std::unique_ptr<store::LocalStore> local_;
+  std::unique_ptr<store::StateStore> state_;
+  std::unique_ptr<admin::ApiServer> api_;
+  bool stopped_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Node>> Node::Start(const BootstrapConfig& config) {
+  auto node = std::make_unique<NodeImpl>(config);
+  PBX_TRY(node->Init());
+  return std::unique_ptr<Node>(std::move(node));
+}
+
+}  // namespace pbx::node
