@@ -323,14 +323,35 @@ void ApiServerImpl::GetStatus(const Request& req, Response& res, const Principal
   NodeStatus s = status_ ? status_() : NodeStatus{};
   Result<std::vector<store::Extension>> extensions = store::ExtensionRepo(store_).List();
   if (!extensions.ok()) return SendStatus(req, res, extensions.status());
-  SendJson(res, 200,
-           json{{"node_name", s.node_name},
-                {"role", s.role},
-                {"version", s.version},
-                {"epoch", s.epoch},
-                {"last_seq", s.last_seq},
-                {"started_unix", s.started_unix},
-                {"counts", {{"extensions", extensions->size()}}}});
+  json body{{"node_name", s.node_name},
+            {"role", s.role},
+            {"role_reason", s.role_reason},
+            {"version", s.version},
+            {"epoch", s.epoch},
+            {"last_seq", s.last_seq},
+            {"started_unix", s.started_unix},
+            {"counts", {{"extensions", extensions->size()}}}};
+  if (s.cluster) {
+    const ClusterStatus& c = *s.cluster;
+    body["cluster"] = json{
+        {"peer",
+         {{"name", c.peer_name},
+          {"role", c.peer_role},
+          {"epoch", c.peer_epoch},
+          {"last_seq", c.peer_last_seq},
+          {"alive", c.peer_alive},
+          {"heard_ms_ago", c.peer_heard_ms_ago}}},
+        {"hb_rtt_ms", c.hb_rtt_ms},
+        {"lag_seqs", c.lag_seqs},
+        {"lag_ms", c.lag_ms},
+        {"degraded", c.degraded},
+        {"degraded_since_unix", c.degraded_since_unix},
+        {"vip", c.vip},
+        {"vip_owner", c.vip_owner},
+        {"witness", c.witness},
+        {"last_failover", {{"unix", c.last_failover_unix}, {"reason", c.last_failover_reason}}}};
+  }
+  SendJson(res, 200, body);
 }
 
 void ApiServerImpl::ListExtensions(const Request& req, Response& res, const Principal&) {

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "node/core/status.h"
@@ -10,14 +11,37 @@
 
 namespace pbx::admin {
 
+// The pair as this node sees it: the peer (from its heartbeats), replication, the virtual
+// IP, the witness and the last failover.
+struct ClusterStatus {
+  std::string peer_name;  // empty until the peer was heard
+  std::string peer_role;  // as its last heartbeat said
+  uint64_t peer_epoch = 0;
+  uint64_t peer_last_seq = 0;
+  bool peer_alive = false;
+  int64_t peer_heard_ms_ago = -1;  // -1: never
+  double hb_rtt_ms = 0;
+  uint64_t lag_seqs = 0;  // how far the standby is behind the active
+  double lag_ms = 0;
+  bool degraded = false;  // the active commits without its standby
+  int64_t degraded_since_unix = 0;
+  std::string vip;        // "10.99.0.100/24", empty if none
+  std::string vip_owner;  // node name, empty if nobody holds it
+  std::string witness;    // "none", "unreachable", "held by pbx-a", ...
+  int64_t last_failover_unix = 0;
+  std::string last_failover_reason;
+};
+
 // What GET /api/v1/status reports about this node. Filled by pbxd on each request.
 struct NodeStatus {
   std::string node_name;
   std::string role = "standalone";  // standalone | starting | syncing | standby | active | ...
+  std::string role_reason;          // why it has that role
   std::string version;
   uint64_t epoch = 0;
   uint64_t last_seq = 0;
   int64_t started_unix = 0;
+  std::optional<ClusterStatus> cluster;  // absent on a single node
 };
 
 struct ApiOptions {

@@ -198,39 +198,11 @@ bool CheckNumber(const std::string& number, std::ostream& err) {
   return false;
 }
 
-}  // namespace
-
-std::string FormatStatus(const json& s, int64_t now_unix) {
-  std::vector<std::pair<std::string, std::string>> rows = {
-      {"node", Field(s, "node_name")},    {"role", Field(s, "role")},
-      {"version", Field(s, "version")},   {"epoch", Field(s, "epoch")},
-      {"last seq", Field(s, "last_seq")},
-  };
-  if (s.is_object() && s.contains("started_unix") && s["started_unix"].is_number_integer()) {
-    int64_t started = s["started_unix"].get<int64_t>();
-    if (started > 0) {
-      rows.emplace_back("started",
-                        fmt::format("{} (up {})", UtcTime(started), Duration(now_unix - started)));
-    }
-  }
-  if (s.is_object() && s.contains("counts") && s["counts"].is_object()) {
-    for (const auto& [key, value] : s["counts"].items()) rows.emplace_back(key, Text(value));
-  }
-  return KeyValueLines(rows);
-}
-
-std::string FormatExtensionTable(const json& list) {
-  static constexpr const char* kColumns[] = {"number", "name", "email", "transport"};
-  std::vector<std::vector<std::string>> rows = {{"NUMBER", "NAME", "EMAIL", "TRANSPORT"}};
-  if (list.is_array()) {
-    for (const json& ext : list) {
-      std::vector<std::string> row;
-      for (const char* c : kColumns) row.push_back(Field(ext, c));
-      rows.push_back(std::move(row));
-    }
-  }
-  std::vector<size_t> widths(std::size(kColumns), 0);
+// Columns padded to their widest cell; the first row is the header.
+std::string ColumnTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
   for (const auto& row : rows) {
+    widths.resize(std::max(widths.size(), row.size()), 0);
     for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], Width(row[i]));
   }
   std::string out;
@@ -243,6 +215,89 @@ std::string FormatExtensionTable(const json& list) {
     out += line + '\n';
   }
   return out;
+}
+
+int64_t IntField(const json& obj, const char* key) {
+  if (!obj.is_object() || !obj.contains(key) || !obj[key].is_number()) return 0;
+  return obj[key].get<int64_t>();
+}
+
+// Both nodes of the pair, then replication, VIP, witness and the last failover.
+std::string FormatCluster(const json& s, const json& c, int64_t now_unix) {
+  const json& peer = c.contains("peer") ? c["peer"] : json::object();
+  int64_t heard = IntField(peer, "heard_ms_ago");
+  std::string peer_heard = heard < 0 ? "never" : fmt::format("{} ms ago", heard);
+  if (heard >= 0 && !peer.value("alive", false)) peer_heard += " (dead)";
+  std::string out = ColumnTable({
+      {"NODE", "ROLE", "EPOCH", "LAST SEQ", "HEARD"},
+      {Field(s, "node_name"), Field(s, "role"), Field(s, "epoch"), Field(s, "last_seq"),
+       "this node"},
+      {Field(peer, "name").empty() ? "(peer)" : Field(peer, "name"),
+       Field(peer, "role").empty() ? "unknown" : Field(peer, "role"), Field(peer, "epoch"),
+       Field(peer, "last_seq"), peer_heard},
+  });
+  std::string degraded = "no";
+  if (c.value("degraded", false)) {
+    degraded = "YES, committing without the standby";
+    if (int64_t since = IntField(c, "degraded_since_unix"); since > 0) {
+      degraded += fmt::format(" for {}", Duration(now_unix - since));
+    }
+  }
+  std::vector<std::pair<std::string, std::string>> rows = {
+      {"replication lag",
+       fmt::format("{} seqs, {:.1f} ms", IntField(c, "lag_seqs"), c.value("lag_ms", 0.0))},
+      {"heartbeat rtt", fmt::format("{:.2f} ms", c.value("hb_rtt_ms", 0.0))},
+      {"degraded", degraded},
+  };
+  if (!Field(c, "vip").empty()) {
+    std::string owner = Field(c, "vip_owner");
+    rows.emplace_back("vip", Field(c, "vip") + " on " + (owner.empty() ? "nobody" : owner));
+  }
+  rows.emplace_back("witness", Field(c, "witness"));
+  const json& failover = c.contains("last_failover") ? c["last_failover"] : json::object();
+  if (int64_t when = IntField(failover, "unix"); when > 0) {
+    rows.emplace_back("last failover",
+                      fmt::format("{}: {}", UtcTime(when), Field(failover, "reason")));
+  } else {
+    rows.emplace_back("last failover", "none");
+  }
+  return out + "\n" + KeyValueLines(rows);
+}
+
+}  // namespace
+
+std::string FormatStatus(const json& s, int64_t now_unix) {
+  std::vector<std::pair<std::string, std::string>> rows = {
+      {"node", Field(s, "node_name")},    {"role", Field(s, "role")},
+      {"version", Field(s, "version")},   {"epoch", Field(s, "epoch")},
+      {"last seq", Field(s, "last_seq")},
+  };
+  if (!Field(s, "role_reason").empty()) rows.emplace_back("why", Field(s, "role_reason"));
+  if (int64_t started = IntField(s, "started_unix"); started > 0) {
+    rows.emplace_back("started",
+                      fmt::format("{} (up {})", UtcTime(started), Duration(now_unix - started)));
+  }
+  if (s.is_object() && s.contains("counts") && s["counts"].is_object()) {
+    for (const auto& [key, value] : s["counts"].items()) rows.emplace_back(key, Text(value));
+  }
+  std::string out = KeyValueLines(rows);
+  if (s.is_object() && s.contains("cluster") && s["cluster"].is_object()) {
+    out += "\n" + FormatCluster(s, s["cluster"], now_unix);
+  }
+  return out;
+}
+
+std::string FormatExtensionTable(const json& list) {
+  static constexpr const char* kColumns[] = {"number", "name", "email", "transport"};
+  std::vector<std::vector<std::string>> rows = {{"NUMBER", "NAME", "EMAIL", "TRANSPORT"}};
+  if (list.is_array()) {
+    for (const json& ext : list) {
+      std::vector<std::string> row;
+      for (const char* c : kColumns) row.push_back(Field(ext, c));
+      rows.push_back(std::move(row));
+    }
+  }
+  return ColumnTable(rows);
 }
 
 std::string FormatExtension(const json& ext) {

@@ -312,6 +312,45 @@ TEST(FormatTest, StatusIsKeyValueLines) {
   EXPECT_NE(text.find("started     2023-11-14 22:13:20 UTC (up 3h 2m)\n"), std::string::npos)
       << text;
   EXPECT_NE(text.find("extensions  5\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("NODE"), std::string::npos) << "a single node has no pair table";
+}
+
+TEST(FormatTest, StatusOfAPairShowsBothNodesAndTheFailover) {
+  json s = {{"node_name", "pbx-a"},
+            {"role", "active"},
+            {"epoch", 4},
+            {"last_seq", 1042},
+            {"cluster",
+             {{"peer",
+               {{"name", "pbx-b"},
+                {"role", "standby"},
+                {"epoch", 4},
+                {"last_seq", 1040},
+                {"alive", true},
+                {"heard_ms_ago", 12}}},
+              {"hb_rtt_ms", 0.25},
+              {"lag_seqs", 2},
+              {"lag_ms", 0.4},
+              {"degraded", true},
+              {"degraded_since_unix", 1700000000},
+              {"vip", "10.99.0.100/24"},
+              {"vip_owner", "pbx-a"},
+              {"witness", "held by pbx-a"},
+              {"last_failover", {{"unix", 1700000000}, {"reason", "peer dead for 510 ms"}}}}}};
+  std::string text = FormatStatus(s, 1700000065);
+  EXPECT_NE(text.find("NODE   ROLE     EPOCH  LAST SEQ  HEARD\n"
+                      "pbx-a  active   4      1042      this node\n"
+                      "pbx-b  standby  4      1040      12 ms ago\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("replication lag  2 seqs, 0.4 ms\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("degraded         YES, committing without the standby for 1m 5s\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("vip              10.99.0.100/24 on pbx-a\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("last failover    2023-11-14 22:13:20 UTC: peer dead for 510 ms\n"),
+            std::string::npos)
+      << text;
 }
 
 }  // namespace
