@@ -87,7 +87,9 @@ void ChangeFeed::Deliver(const std::vector<Change>& changes) {
   }
   for (const Change& change : changes) {
     for (const auto& sub : subs) {
-      if (sub->table != change.table || !change.key.starts_with(sub->prefix)) continue;
+      if (sub->table != change.table) continue;
+      // A reset concerns every key of the table, so every prefix.
+      if (!change.reset && !change.key.starts_with(sub->prefix)) continue;
       if (!sub->active.load()) continue;
       sub->fn(change);
     }

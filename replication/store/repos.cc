@@ -406,4 +406,14 @@ void MetaRepo::Put(const ClusterMeta& meta, WriteSet& writes) const {
   writes.Put(Table::kMeta, std::string(kClusterKey), EncodeMeta(meta));
 }
 
+Result<uint64_t> MetaRepo::BumpEpoch() const {
+  PBX_ASSIGN_OR_RETURN(ClusterMeta meta, Get());
+  ++meta.epoch;
+  WriteSet writes;
+  writes.ExpectPresent(Table::kMeta, std::string(kClusterKey));
+  Put(meta, writes);
+  PBX_TRY(store_.Commit(writes, Durability::kReplicated).status());
+  return meta.epoch;
+}
+
 }  // namespace pbx::store

@@ -120,6 +120,13 @@ class MetaRepo {
   explicit MetaRepo(StateStore& store) : store_(store) {}
   Result<ClusterMeta> Get() const;  // NotFound before the first write
   void Put(const ClusterMeta& meta, WriteSet& writes) const;
+  // Promotion: commits epoch + 1 (kReplicated) and returns the new epoch. The role machine
+  // calls it on the node that becomes active, after stopping its LogReceiver and before
+  // starting its LogShipper, so that every message the new active sends carries the new
+  // epoch and the old active's messages are refused. NotFound if the cluster identity was
+  // never written. REQUIRES: no concurrent write of the meta record (the role machine is
+  // its only writer after creation).
+  Result<uint64_t> BumpEpoch() const;
 
  private:
   StateStore& store_;

@@ -5,12 +5,19 @@
 // by id, so the ids must match between active and standby: the name->id map is written to
 // meta/"cf_map" at creation and verified at every open.
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
+#include <span>
 #include <string_view>
 
 #include <capnp/message.h>
@@ -21,6 +28,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/transaction_log.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
 #include "node/core/log.h"
@@ -166,115 +174,173 @@ class ChangeCollector final : public rocksdb::WriteBatch::Handler {
   std::vector<Change> changes_;
 };
 
-// Thread-safe. Commits and applied batches are serialised by commit_mu_, which also orders
-// the change feed; reads go straight to RocksDB.
+// An open RocksDB and its column-family handles (handles[i] has id i).
+struct RocksHandles {
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+};
+
+// Opens the DB at options.dir (creating it if missing) and checks its layout.
+Result<RocksHandles> OpenRocks(const StoreOptions& options);
+
+// Where RestoreFromCheckpoint keeps the old contents while it moves a checkpoint in.
+std::filesystem::path OldDir(const std::string& dir) { return dir + ".old"; }
+
+rocksdb::WriteOptions SyncWrite(bool sync) {
+  rocksdb::WriteOptions w;
+  w.sync = sync;  // never disableWAL: the WAL is the replication log
+  return w;
+}
+
+// Checks the column families and their recorded map; writes the map into a new DB.
+Status VerifyLayout(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHandle*>& handles,
+                    const std::string& dir) {
+  auto names = CfNames();
+  for (size_t i = 0; i < kNumCfs; ++i) {
+    if (handles[i]->GetID() != i || handles[i]->GetName() != names[i]) {
+      return Status::Corruption(dir + ": column family " + handles[i]->GetName() + " has id " +
+                                std::to_string(handles[i]->GetID()) + ", expected " + names[i] +
+                                "=" + std::to_string(i));
+    }
+  }
+  rocksdb::ColumnFamilyHandle* meta = handles[CfId(Table::kMeta)];
+  std::string bytes;
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), meta, ToSlice(kCfMapKey), &bytes);
+  if (s.IsNotFound()) {
+    if (db->GetLatestSequenceNumber() != 0) {
+      return Status::Corruption(dir + ": holds data but no column-family map");
+    }
+    // A new DB: its first batch (seq 1) is the map, identical on every node.
+    rocksdb::WriteBatch batch;
+    s = batch.Put(meta, ToSlice(kCfMapKey), EncodeCfMap());
+    if (s.ok()) s = db->Write(SyncWrite(true), &batch);
+    return s.ok() ? Status::Ok() : FromRocks(s, dir + ": writing the column-family map");
+  }
+  if (!s.ok()) return FromRocks(s, KeyName(Table::kMeta, kCfMapKey));
+  return VerifyCfMap(bytes);
+}
+
+// Syncs `kAsync` writes, stops background work and closes the DB. Leaves `h` empty.
+void CloseRocks(RocksHandles& h, const std::string& dir) {
+  if (h.db == nullptr) return;
+  // kAsync commits may still be in the OS's buffers: sync them before closing.
+  rocksdb::Status s = h.db->FlushWAL(/*sync=*/true);
+  if (!s.ok()) PBX_LOG(kWarn, "store", "syncing WAL of {}: {}", dir, s.ToString());
+  rocksdb::CancelAllBackgroundWork(h.db, /*wait=*/true);
+  for (rocksdb::ColumnFamilyHandle* cf : h.handles) {
+    s = h.db->DestroyColumnFamilyHandle(cf);
+    if (!s.ok()) PBX_LOG(kWarn, "store", "releasing column family: {}", s.ToString());
+  }
+  h.handles.clear();
+  s = h.db->Close();
+  if (!s.ok()) PBX_LOG(kWarn, "store", "closing {}: {}", dir, s.ToString());
+  delete h.db;
+  h.db = nullptr;
+}
+
+// fsync of a directory, so that renames in it survive a crash.
+Status SyncDir(const std::filesystem::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::Io("open " + dir.string() + ": " + std::strerror(errno));
+  int rv = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rv != 0) return Status::Io("fsync " + dir.string() + ": " + std::strerror(err));
+  return Status::Ok();
+}
+
+// Thread-safe. Every write (Commit, ApplyWalBatch[es], RestoreFromCheckpoint) is serialised
+// by commit_mu_, which also orders the change feed and the commit observer. db_mu_ guards
+// the RocksDB handle itself: every method holds it shared while it uses the DB, and only
+// RestoreFromCheckpoint takes it exclusively, to close and reopen the DB under this object.
+// Lock order: commit_mu_, then db_mu_, then sync_mu_ or hooks_mu_ (never held together with
+// anything taken after them). Change-feed callbacks and the
+// observer run under commit_mu_ only, never under db_mu_, so they may read the store.
 class RocksStateStore final : public ReplicatedDb {
  public:
-  // Takes ownership of `db` and `handles` (handles[i] has id i).
-  RocksStateStore(std::string dir, rocksdb::DB* db,
-                  std::vector<rocksdb::ColumnFamilyHandle*> handles)
-      : dir_(std::move(dir)), db_(db), handles_(std::move(handles)) {}
+  RocksStateStore(StoreOptions options, RocksHandles db) : options_(std::move(options)), db_(db) {}
 
-  ~RocksStateStore() override {
-    // kAsync commits may still be in the OS's buffers: sync them before closing.
-    rocksdb::Status s = db_->FlushWAL(/*sync=*/true);
-    if (!s.ok()) PBX_LOG(kWarn, "store", "syncing WAL of {}: {}", dir_, s.ToString());
-    rocksdb::CancelAllBackgroundWork(db_.get(), /*wait=*/true);
-    for (rocksdb::ColumnFamilyHandle* h : handles_) {
-      s = db_->DestroyColumnFamilyHandle(h);
-      if (!s.ok()) PBX_LOG(kWarn, "store", "releasing column family: {}", s.ToString());
-    }
-    s = db_->Close();
-    if (!s.ok()) PBX_LOG(kWarn, "store", "closing {}: {}", dir_, s.ToString());
-  }
+  ~RocksStateStore() override { CloseRocks(db_, options_.dir); }
 
   RocksStateStore(const RocksStateStore&) = delete;
   RocksStateStore& operator=(const RocksStateStore&) = delete;
 
-  // Checks the column families and their recorded map; writes the map into a new DB.
-  Status VerifyLayout() {
-    auto names = CfNames();
-    for (size_t i = 0; i < kNumCfs; ++i) {
-      if (handles_[i]->GetID() != i || handles_[i]->GetName() != names[i]) {
-        return Status::Corruption(dir_ + ": column family " + handles_[i]->GetName() + " has id " +
-                                  std::to_string(handles_[i]->GetID()) + ", expected " + names[i] +
-                                  "=" + std::to_string(i));
-      }
-    }
-    std::string bytes;
-    rocksdb::Status s =
-        db_->Get(rocksdb::ReadOptions(), Cf(Table::kMeta), ToSlice(kCfMapKey), &bytes);
-    if (s.IsNotFound()) {
-      if (db_->GetLatestSequenceNumber() != 0) {
-        return Status::Corruption(dir_ + ": holds data but no column-family map");
-      }
-      // A new DB: its first batch (seq 1) is the map, identical on every node.
-      rocksdb::WriteBatch batch;
-      s = batch.Put(Cf(Table::kMeta), ToSlice(kCfMapKey), EncodeCfMap());
-      if (s.ok()) s = db_->Write(SyncWrite(true), &batch);
-      return s.ok() ? Status::Ok() : FromRocks(s, dir_ + ": writing the column-family map");
-    }
-    if (!s.ok()) return FromRocks(s, KeyName(Table::kMeta, kCfMapKey));
-    return VerifyCfMap(bytes);
-  }
-
   Result<std::string> Get(Table table, std::string_view key) const override {
+    std::shared_lock<std::shared_mutex> db_lock(db_mu_);
     std::string value;
-    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), Cf(table), ToSlice(key), &value);
+    rocksdb::Status s = db_.db->Get(rocksdb::ReadOptions(), Cf(table), ToSlice(key), &value);
     if (!s.ok()) return FromRocks(s, KeyName(table, key));
     return value;
   }
 
   Result<SeqNo> Commit(const WriteSet& writes, Durability durability) override {
     if (writes.empty()) return Status::InvalidArgument("empty WriteSet");
-    std::lock_guard<std::mutex> lock(commit_mu_);
-    // Preconditions see the state before the batch; nothing can change it while we hold
-    // commit_mu_, since every write to this DB goes through it.
-    for (const WriteSet::Op& op : writes.ops()) {
-      using Kind = WriteSet::Op::Kind;
-      if (op.kind != Kind::kExpectAbsent && op.kind != Kind::kExpectPresent) continue;
-      PBX_ASSIGN_OR_RETURN(bool present, Exists(op.table, op.key));
-      if (op.kind == Kind::kExpectAbsent && present) {
-        return Status::Conflict(KeyName(op.table, op.key) + " already exists");
-      }
-      if (op.kind == Kind::kExpectPresent && !present) {
-        return Status::Conflict(KeyName(op.table, op.key) + " does not exist");
-      }
-    }
-    rocksdb::WriteBatch batch;
-    for (const WriteSet::Op& op : writes.ops()) {
-      rocksdb::Status s;
-      if (op.kind == WriteSet::Op::Kind::kPut) {
-        if (IsReserved(op)) return Reserved(op);
-        s = batch.Put(Cf(op.table), ToSlice(op.key), ToSlice(op.value));
-      } else if (op.kind == WriteSet::Op::Kind::kDelete) {
-        if (IsReserved(op)) return Reserved(op);
-        s = batch.Delete(Cf(op.table), ToSlice(op.key));
-      }
-      if (!s.ok()) return FromRocks(s, KeyName(op.table, op.key));
-    }
-    if (batch.Count() == 0) return db_->GetLatestSequenceNumber();  // preconditions only
+    SeqNo last = 0;
+    {
+      std::lock_guard<std::mutex> lock(commit_mu_);
+      std::vector<Change> changes;
+      {
+        std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+        // Preconditions see the state before the batch; nothing can change it while we hold
+        // commit_mu_, since every write to this DB goes through it.
+        for (const WriteSet::Op& op : writes.ops()) {
+          using Kind = WriteSet::Op::Kind;
+          if (op.kind != Kind::kExpectAbsent && op.kind != Kind::kExpectPresent) continue;
+          PBX_ASSIGN_OR_RETURN(bool present, Exists(op.table, op.key));
+          if (op.kind == Kind::kExpectAbsent && present) {
+            return Status::Conflict(KeyName(op.table, op.key) + " already exists");
+          }
+          if (op.kind == Kind::kExpectPresent && !present) {
+            return Status::Conflict(KeyName(op.table, op.key) + " does not exist");
+          }
+        }
+        rocksdb::WriteBatch batch;
+        for (const WriteSet::Op& op : writes.ops()) {
+          rocksdb::Status s;
+          if (op.kind == WriteSet::Op::Kind::kPut) {
+            if (IsReserved(op)) return Reserved(op);
+            s = batch.Put(Cf(op.table), ToSlice(op.key), ToSlice(op.value));
+          } else if (op.kind == WriteSet::Op::Kind::kDelete) {
+            if (IsReserved(op)) return Reserved(op);
+            s = batch.Delete(Cf(op.table), ToSlice(op.key));
+          }
+          if (!s.ok()) return FromRocks(s, KeyName(op.table, op.key));
+        }
+        if (batch.Count() == 0) return db_.db->GetLatestSequenceNumber();  // preconditions only
 
-    rocksdb::Status s = db_->Write(SyncWrite(durability == Durability::kReplicated), &batch);
-    if (!s.ok()) return FromRocks(s, "commit to " + dir_);
-    SeqNo last = db_->GetLatestSequenceNumber();
-    // The change feed is fed from the batch bytes, the same path as ApplyWalBatch.
-    Result<std::vector<Change>> changes = DecodeBatch(batch.Data(), last - batch.Count() + 1);
-    PBX_CHECK(changes.ok());  // we built this batch a moment ago
-    feed_.Deliver(*changes);
+        // Never synced under the lock: kReplicated syncs below, after it is released.
+        rocksdb::Status s = db_.db->Write(SyncWrite(false), &batch);
+        if (!s.ok()) return FromRocks(s, "commit to " + options_.dir);
+        last = db_.db->GetLatestSequenceNumber();
+        // The change feed is fed from the batch bytes, the same path as ApplyWalBatch.
+        Result<std::vector<Change>> decoded = DecodeBatch(batch.Data(), last - batch.Count() + 1);
+        PBX_CHECK(decoded.ok());  // we built this batch a moment ago
+        changes = std::move(decoded).value();
+      }
+      if (observer_) observer_(last);
+      feed_.Deliver(changes);
+    }
+    // Syncing and waiting for the standby happen outside every lock of the store: the
+    // commits that queue up meanwhile share one fsync and one acknowledgement (group
+    // commit). The shipper may ship the batch while it is being synced here.
+    if (durability == Durability::kReplicated) {
+      PBX_TRY(SyncUpTo(last));
+      if (std::shared_ptr<const ReplicationGate> gate = LoadGate()) (*gate)(last);
+    }
     return last;
   }
 
   Result<std::vector<std::pair<std::string, std::string>>> Scan(Table table,
                                                                 std::string_view prefix,
                                                                 size_t limit) const override {
+    std::shared_lock<std::shared_mutex> db_lock(db_mu_);
     rocksdb::ReadOptions options;
     std::string upper = PrefixSuccessor(prefix);
     rocksdb::Slice lower_slice = ToSlice(prefix);
     rocksdb::Slice upper_slice(upper);
     options.iterate_lower_bound = &lower_slice;
     if (!upper.empty()) options.iterate_upper_bound = &upper_slice;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, Cf(table)));
+    std::unique_ptr<rocksdb::Iterator> it(db_.db->NewIterator(options, Cf(table)));
     std::vector<std::pair<std::string, std::string>> out;
     for (it->Seek(lower_slice); it->Valid(); it->Next()) {
       if (limit != 0 && out.size() >= limit) break;
@@ -291,11 +357,16 @@ class RocksStateStore final : public ReplicatedDb {
     return feed_.Subscribe(table, std::move(prefix), std::move(fn));
   }
 
-  SeqNo LatestSeq() const override { return db_->GetLatestSequenceNumber(); }
+  SeqNo LatestSeq() const override {
+    std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+    return db_.db->GetLatestSequenceNumber();
+  }
 
   Result<std::vector<WalBatch>> ReadWalSince(SeqNo from, size_t max_bytes) const override {
+    std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+    const std::string& dir = options_.dir;
     from = std::max<SeqNo>(from, 1);
-    const SeqNo latest = db_->GetLatestSequenceNumber();
+    const SeqNo latest = db_.db->GetLatestSequenceNumber();
     std::vector<WalBatch> out;
     size_t bytes = 0;
     SeqNo next = from;
@@ -303,10 +374,10 @@ class RocksStateStore final : public ReplicatedDb {
     // rotations; a new one resumes from `next` (a tailing loop).
     while (next <= latest && (out.empty() || bytes < max_bytes)) {
       std::unique_ptr<rocksdb::TransactionLogIterator> iter;
-      rocksdb::Status s = db_->GetUpdatesSince(next, &iter);
+      rocksdb::Status s = db_.db->GetUpdatesSince(next, &iter);
       if (!s.ok()) {
         if (out.empty())
-          return FromRocks(s, dir_ + ": reading WAL from seq " + std::to_string(next));
+          return FromRocks(s, dir + ": reading WAL from seq " + std::to_string(next));
         break;
       }
       bool progressed = false;
@@ -319,7 +390,7 @@ class RocksStateStore final : public ReplicatedDb {
           if (next == from) {
             return Status::NotFound("WAL no longer reaches back to seq " + std::to_string(from));
           }
-          return Status::Corruption(dir_ + ": WAL gap: expected seq " + std::to_string(next) +
+          return Status::Corruption(dir + ": WAL gap: expected seq " + std::to_string(next) +
                                     ", found " + std::to_string(first));
         }
         if (first + count <= next) continue;  // entirely before `next`
@@ -337,7 +408,7 @@ class RocksStateStore final : public ReplicatedDb {
       if (!progressed) {
         if (!out.empty()) break;
         if (!iter->status().ok()) {
-          return FromRocks(iter->status(), dir_ + ": reading WAL from seq " + std::to_string(next));
+          return FromRocks(iter->status(), dir + ": reading WAL from seq " + std::to_string(next));
         }
         return Status::NotFound("WAL no longer reaches back to seq " + std::to_string(next));
       }
@@ -345,47 +416,103 @@ class RocksStateStore final : public ReplicatedDb {
     return out;
   }
 
-  Status ApplyWalBatch(const WalBatch& batch) override {
-    const std::string what = dir_ + ": batch at seq " + std::to_string(batch.first_seq);
-    if (batch.first_seq == 0 || batch.count == 0) {
-      return Status::Corruption(what + " with " + std::to_string(batch.count) + " ops");
-    }
+  Status ApplyWalBatch(const WalBatch& batch) override { return Apply(std::span(&batch, 1)); }
+
+  Status ApplyWalBatches(const std::vector<WalBatch>& batches) override {
+    return Apply(std::span(batches));
+  }
+
+  void SetCommitObserver(CommitObserver observer) override {
     std::lock_guard<std::mutex> lock(commit_mu_);
-    const SeqNo latest = db_->GetLatestSequenceNumber();
-    if (batch.first_seq + batch.count - 1 <= latest) return Status::Ok();  // a resend
-    if (batch.first_seq != latest + 1) {
-      return Status::Corruption(what + ": expected seq " + std::to_string(latest + 1));
+    observer_ = std::move(observer);
+  }
+
+  void SetReplicationGate(ReplicationGate gate) override {
+    std::shared_ptr<const ReplicationGate> next;
+    if (gate) next = std::make_shared<const ReplicationGate>(std::move(gate));
+    std::lock_guard<std::mutex> lock(hooks_mu_);
+    gate_.swap(next);
+    // `next` (the old gate) dies here unless a running Commit still holds it.
+  }
+
+  Result<SeqNo> CreateCheckpoint(const std::string& dir) override {
+    std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+    rocksdb::Checkpoint* raw = nullptr;
+    rocksdb::Status s = rocksdb::Checkpoint::Create(db_.db, &raw);
+    if (!s.ok()) return FromRocks(s, "checkpoint of " + options_.dir);
+    std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+    uint64_t seq = 0;
+    // log_size_for_flush = 0: flush first, so the copy is SST files and needs no WAL.
+    s = checkpoint->CreateCheckpoint(dir, /*log_size_for_flush=*/0, &seq);
+    if (!s.ok()) return FromRocks(s, "checkpoint of " + options_.dir + " into " + dir);
+    return seq;
+  }
+
+  Status RestoreFromCheckpoint(const std::string& dir) override {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::exists(fs::path(dir) / "CURRENT", ec)) {
+      return Status::Corruption(dir + ": not a RocksDB checkpoint (no CURRENT file)");
     }
-    if (batch.data.size() < kBatchHeaderSize ||
-        DecodeFixed64(batch.data.data()) != batch.first_seq) {
-      return Status::Corruption(what + ": header does not match");
+    const fs::path live(options_.dir);
+    const fs::path old = OldDir(options_.dir);
+    std::lock_guard<std::mutex> lock(commit_mu_);
+    SeqNo now = 0;
+    {
+      std::unique_lock<std::shared_mutex> db_lock(db_mu_);
+      const SeqNo before = db_.db->GetLatestSequenceNumber();
+      CloseRocks(db_, options_.dir);
+      fs::remove_all(old, ec);
+      Status moved = Status::Ok();
+      if (fs::rename(live, old, ec); ec) {
+        moved = Status::Io("moving " + live.string() + " aside: " + ec.message());
+      } else if (fs::rename(dir, live, ec); ec) {
+        moved =
+            Status::Io("moving checkpoint " + dir + " to " + live.string() + ": " + ec.message());
+        fs::rename(old, live, ec);
+      }
+      Status synced = SyncDir(live.parent_path().empty() ? fs::path(".") : live.parent_path());
+      if (!synced.ok()) PBX_LOG(kWarn, "store", "{}", synced.ToString());
+      Result<RocksHandles> opened = moved.ok() ? OpenRocks(options_) : Result<RocksHandles>(moved);
+      if (!opened.ok()) {
+        // Put the old contents back; they were open a moment ago, so failing to reopen them
+        // means the disk is broken (CHECK: systemd restarts us, the peer goes on).
+        if (moved.ok()) {
+          fs::remove_all(live, ec);
+          fs::rename(old, live, ec);
+        }
+        Result<RocksHandles> back = OpenRocks(options_);
+        PBX_CHECK(back.ok());
+        db_ = *back;
+        const Status error = !moved.ok()
+                                 ? moved
+                                 : Status::Corruption("checkpoint " + dir +
+                                                      " refused: " + opened.status().ToString());
+        PBX_LOG(kWarn, "store", "{}; kept {} at seq {}", error.ToString(), options_.dir, before);
+        return error;
+      }
+      db_ = *opened;
+      fs::remove_all(old, ec);
+      now = db_.db->GetLatestSequenceNumber();
+      {
+        std::lock_guard<std::mutex> sync_lock(sync_mu_);
+        synced_seq_ = 0;  // the new DB's WAL has not been synced by us yet
+        ++generation_;
+      }
+      PBX_LOG(kInfo, "store", "{} replaced by a checkpoint: seq {} -> {}", options_.dir, before,
+              now);
     }
-    rocksdb::WriteBatch wb(batch.data);
-    if (wb.Count() != batch.count) {
-      return Status::Corruption(what + ": holds " + std::to_string(wb.Count()) + " ops, expected " +
-                                std::to_string(batch.count));
-    }
-    PBX_ASSIGN_OR_RETURN(std::vector<Change> changes, DecodeBatch(batch.data, batch.first_seq));
-    // Always synced: the standby acknowledges a batch only once it is durable.
-    rocksdb::Status s = db_->Write(SyncWrite(true), &wb);
-    if (!s.ok()) return FromRocks(s, what);
-    const SeqNo now = db_->GetLatestSequenceNumber();
-    if (now != batch.first_seq + batch.count - 1) {
-      // Only a write that bypassed commit_mu_ could do this; the replica has diverged.
-      return Status::Internal(what + ": DB is now at seq " + std::to_string(now));
-    }
-    feed_.Deliver(changes);
+    std::vector<Change> resets;
+    for (Table table : kAllTables) resets.push_back(Change{now, table, {}, std::nullopt, true});
+    feed_.Deliver(resets);
     return Status::Ok();
   }
 
- private:
-  rocksdb::ColumnFamilyHandle* Cf(Table table) const { return handles_[CfId(table)]; }
+  const std::string& Dir() const override { return options_.dir; }
 
-  static rocksdb::WriteOptions SyncWrite(bool sync) {
-    rocksdb::WriteOptions w;
-    w.sync = sync;  // never disableWAL: the WAL is the replication log
-    return w;
-  }
+ private:
+  // REQUIRES: db_mu_ held (either way).
+  rocksdb::ColumnFamilyHandle* Cf(Table table) const { return db_.handles[CfId(table)]; }
 
   static bool IsReserved(const WriteSet::Op& op) {
     return op.table == Table::kMeta && op.key == kCfMapKey;
@@ -394,15 +521,111 @@ class RocksStateStore final : public ReplicatedDb {
     return Status::InvalidArgument(KeyName(op.table, op.key) + " is reserved");
   }
 
+  std::shared_ptr<const ReplicationGate> LoadGate() const {
+    std::lock_guard<std::mutex> lock(hooks_mu_);
+    return gate_;
+  }
+
+  // REQUIRES: db_mu_ held.
   Result<bool> Exists(Table table, std::string_view key) const {
     rocksdb::PinnableSlice value;
-    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), Cf(table), ToSlice(key), &value);
+    rocksdb::Status s = db_.db->Get(rocksdb::ReadOptions(), Cf(table), ToSlice(key), &value);
     if (s.IsNotFound()) return false;
     if (!s.ok()) return FromRocks(s, KeyName(table, key));
     return true;
   }
 
+  // Returns once every write up to `seq` is synced to the WAL. One thread syncs at a time,
+  // and its fsync covers every write made before it started, so the commits waiting
+  // meanwhile need no fsync of their own.
+  Status SyncUpTo(SeqNo seq) {
+    std::unique_lock<std::mutex> lock(sync_mu_);
+    while (synced_seq_ < seq) {
+      if (syncing_) {
+        sync_cv_.wait(lock);
+        continue;
+      }
+      syncing_ = true;
+      const uint64_t generation = generation_;
+      lock.unlock();
+      SeqNo target = 0;
+      rocksdb::Status s;
+      {
+        std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+        // Everything numbered up to here is in the WAL file already (RocksDB publishes a
+        // sequence number after writing its WAL record).
+        target = db_.db->GetLatestSequenceNumber();
+        s = db_.db->SyncWAL();
+      }
+      lock.lock();
+      syncing_ = false;
+      sync_cv_.notify_all();
+      if (!s.ok()) return FromRocks(s, "syncing the WAL of " + options_.dir);
+      if (generation == generation_) synced_seq_ = std::max(synced_seq_, target);
+    }
+    return Status::Ok();
+  }
+
+  // Checks every batch, then writes them all and syncs once (ApplyWalBatch[es]).
+  Status Apply(std::span<const WalBatch> batches) {
+    if (batches.empty()) return Status::Ok();
+    std::lock_guard<std::mutex> lock(commit_mu_);
+    std::vector<Change> changes;
+    SeqNo now = 0;
+    {
+      std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+      const SeqNo latest = db_.db->GetLatestSequenceNumber();
+      SeqNo next = latest + 1;
+      std::vector<rocksdb::WriteBatch> writes;
+      for (const WalBatch& batch : batches) {
+        const std::string what = options_.dir + ": batch at seq " + std::to_string(batch.first_seq);
+        if (batch.first_seq == 0 || batch.count == 0) {
+          return Status::Corruption(what + " with " + std::to_string(batch.count) + " ops");
+        }
+        if (writes.empty() && batch.first_seq + batch.count - 1 <= latest) continue;  // a resend
+        if (batch.first_seq != next) {
+          return Status::Corruption(what + ": expected seq " + std::to_string(next));
+        }
+        if (batch.data.size() < kBatchHeaderSize ||
+            DecodeFixed64(batch.data.data()) != batch.first_seq) {
+          return Status::Corruption(what + ": header does not match");
+        }
+        rocksdb::WriteBatch wb(batch.data);
+        if (wb.Count() != batch.count) {
+          return Status::Corruption(what + ": holds " + std::to_string(wb.Count()) +
+                                    " ops, expected " + std::to_string(batch.count));
+        }
+        PBX_ASSIGN_OR_RETURN(std::vector<Change> decoded, DecodeBatch(batch.data, batch.first_seq));
+        changes.insert(changes.end(), std::make_move_iterator(decoded.begin()),
+                       std::make_move_iterator(decoded.end()));
+        writes.push_back(std::move(wb));
+        next = batch.first_seq + batch.count;
+      }
+      if (writes.empty()) return Status::Ok();
+      for (size_t i = 0; i < writes.size(); ++i) {
+        // Only the last write syncs, and that sync covers the WAL up to it: the standby
+        // acknowledges a batch only once it is durable.
+        const bool last = i + 1 == writes.size();
+        rocksdb::Status s = db_.db->Write(SyncWrite(last), &writes[i]);
+        if (!s.ok()) {
+          if (i > 0) (void)db_.db->FlushWAL(/*sync=*/true);
+          return FromRocks(s, options_.dir + ": applying a batch");
+        }
+      }
+      now = db_.db->GetLatestSequenceNumber();
+      if (now != next - 1) {
+        // Only a write that bypassed commit_mu_ could do this; the replica has diverged.
+        return Status::Internal(options_.dir + ": DB is now at seq " + std::to_string(now) +
+                                ", expected " + std::to_string(next - 1));
+      }
+    }
+    if (observer_) observer_(now);
+    feed_.Deliver(changes);
+    return Status::Ok();
+  }
+
   // The ops of `data` (a batch starting at `first`) from seq `from` on, as a batch of its own.
+  // REQUIRES: db_mu_ held.
   Result<WalBatch> Trim(const std::string& data, SeqNo first, SeqNo from) const {
     PBX_ASSIGN_OR_RETURN(std::vector<Change> changes, DecodeBatch(data, first));
     rocksdb::WriteBatch wb;
@@ -417,10 +640,21 @@ class RocksStateStore final : public ReplicatedDb {
     return batch;
   }
 
-  const std::string dir_;
-  std::unique_ptr<rocksdb::DB> db_;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // index = column-family id
-  std::mutex commit_mu_;  // serialises every write: commit order = seq order = feed order
+  const StoreOptions options_;
+  std::mutex sync_mu_;  // after db_mu_ in the lock order (SyncUpTo takes it first, alone)
+  std::condition_variable sync_cv_;
+  bool syncing_ = false;  // guarded by sync_mu_
+  // Every write up to here is synced. Guarded by sync_mu_. A new store starts at 0 and
+  // syncs once; RestoreFromCheckpoint resets it (the new DB may be at a lower seq) and
+  // bumps generation_, so that a sync of the old DB does not count for the new one.
+  SeqNo synced_seq_ = 0;
+  uint64_t generation_ = 0;  // guarded by sync_mu_
+  mutable std::shared_mutex db_mu_;
+  RocksHandles db_;          // guarded by db_mu_ (exclusive only to replace it)
+  std::mutex commit_mu_;     // serialises every write: commit order = seq order = feed order
+  CommitObserver observer_;  // guarded by commit_mu_
+  mutable std::mutex hooks_mu_;
+  std::shared_ptr<const ReplicationGate> gate_;  // guarded by hooks_mu_
   ChangeFeed feed_;
 };
 
@@ -445,8 +679,10 @@ Result<std::vector<Change>> DecodeBatch(const std::string& batch_bytes, SeqNo fi
   return std::move(collector.changes());
 }
 
-Result<std::unique_ptr<ReplicatedDb>> OpenReplicatedDb(const StoreOptions& options) {
-  if (options.dir.empty()) return Status::InvalidArgument("StoreOptions.dir is empty");
+namespace {
+
+// Opens the DB at options.dir (creating it if missing) and checks its layout.
+Result<RocksHandles> OpenRocks(const StoreOptions& options) {
   rocksdb::DBOptions db_options;
   // Keep WAL files after their memtable is flushed, so a standby that was away can still
   // stream from GetUpdatesSince instead of needing a checkpoint.
@@ -483,12 +719,38 @@ Result<std::unique_ptr<ReplicatedDb>> OpenReplicatedDb(const StoreOptions& optio
     if (name == TableName(Table::kBlobs)) cf_options.enable_blob_files = true;
     descriptors.emplace_back(name, cf_options);
   }
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(db_options, options.dir, descriptors, &handles, &raw);
+  RocksHandles h;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, options.dir, descriptors, &h.handles, &h.db);
   if (!s.ok()) return FromRocks(s, "opening " + options.dir);
-  auto store = std::make_unique<RocksStateStore>(options.dir, raw, std::move(handles));
-  PBX_TRY(store->VerifyLayout());
+  Status layout = VerifyLayout(h.db, h.handles, options.dir);
+  if (!layout.ok()) {
+    CloseRocks(h, options.dir);
+    return layout;
+  }
+  return h;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ReplicatedDb>> OpenReplicatedDb(const StoreOptions& options) {
+  namespace fs = std::filesystem;
+  if (options.dir.empty()) return Status::InvalidArgument("StoreOptions.dir is empty");
+  // A RestoreFromCheckpoint interrupted by a crash: after the first rename only the old
+  // contents exist (put them back), after the second the new ones (drop the old).
+  std::error_code ec;
+  const fs::path old = OldDir(options.dir);
+  if (fs::exists(old, ec)) {
+    if (fs::exists(fs::path(options.dir) / "CURRENT", ec)) {
+      fs::remove_all(old, ec);
+    } else {
+      fs::remove_all(options.dir, ec);
+      fs::rename(old, options.dir, ec);
+      if (ec) return Status::Io("restoring " + old.string() + ": " + ec.message());
+      PBX_LOG(kWarn, "store", "{}: an interrupted checkpoint install was rolled back", options.dir);
+    }
+  }
+  PBX_ASSIGN_OR_RETURN(RocksHandles h, OpenRocks(options));
+  auto store = std::make_unique<RocksStateStore>(options, h);
   PBX_LOG(kInfo, "store", "opened {} at seq {}", options.dir, store->LatestSeq());
   return std::unique_ptr<ReplicatedDb>(std::move(store));
 }

@@ -65,11 +65,17 @@ class WriteSet {
 };
 
 // One committed write, as the change feed delivers it.
+//
+// `reset` marks the other kind of change: the whole table was replaced at once (a standby
+// installed a checkpoint from its active, replication/ship). Then `key` is empty, `value` is
+// nullopt, `seq` is the store's new LatestSeq(), and every subscriber of `table` gets it,
+// whatever its prefix: drop what you cached from that table and read it again.
 struct Change {
   SeqNo seq;  // sequence number of this write
   Table table;
   std::string key;
   std::optional<std::string> value;  // nullopt: the key was deleted
+  bool reset = false;
 };
 
 // Cancels its subscription when destroyed. Movable.
@@ -113,8 +119,8 @@ class StateStore {
                                                                         std::string_view prefix,
                                                                         size_t limit = 0) const = 0;
   // Calls `fn` for every committed write to a key of `table` starting with `prefix`, after
-  // the commit and in commit order, on the committing thread. `fn` must not block nor
-  // commit; post to your own loop instead.
+  // the commit and in commit order, on the committing thread, and for every reset of
+  // `table` (see Change). `fn` must not block nor commit; post to your own loop instead.
   virtual Subscription Subscribe(Table table, std::string prefix,
                                  std::function<void(const Change&)> fn) = 0;
   // The sequence number of the last committed write. A new Rocks DB starts at 1: its first
