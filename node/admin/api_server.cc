@@ -49,11 +49,12 @@ constexpr size_t kMaxUsernameLength = 64;
 constexpr size_t kMaxLoginPasswordLength = 256;
 
 // What the API lets a role do. Extension users get the portal, which has its own endpoints.
-enum class Permission { kViewStatus, kManageExtensions };
+enum class Permission { kViewStatus, kManageExtensions, kManageCluster };
 
 bool Allowed(store::Role role, Permission permission) {
   switch (role) {
     case store::Role::kAdmin:
+      return true;
     case store::Role::kOperator:
     case store::Role::kApi:
       return permission == Permission::kViewStatus || permission == Permission::kManageExtensions;
@@ -146,8 +147,11 @@ Status SetCredentials(store::Extension& ext, const std::string& realm,
 class ApiServerImpl final : public ApiServer {
  public:
   ApiServerImpl(const ApiOptions& options, store::StateStore& store,
-                std::function<NodeStatus()> status)
-      : options_(options), store_(store), status_(std::move(status)) {}
+                std::function<NodeStatus()> status, ClusterOps cluster_ops)
+      : options_(options),
+        store_(store),
+        status_(std::move(status)),
+        cluster_ops_(std::move(cluster_ops)) {}
   ~ApiServerImpl() override { Stop(); }
   ApiServerImpl(const ApiServerImpl&) = delete;
   ApiServerImpl& operator=(const ApiServerImpl&) = delete;
@@ -168,6 +172,8 @@ class ApiServerImpl final : public ApiServer {
 
   void Login(const Request& req, Response& res);
   void GetStatus(const Request& req, Response& res, const Principal& who);
+  void Switchover(const Request& req, Response& res, const Principal& who);
+  void Maintenance(const Request& req, Response& res, const Principal& who);
   void ListExtensions(const Request& req, Response& res, const Principal& who);
   void GetExtension(const Request& req, Response& res, const Principal& who);
   void CreateExtension(const Request& req, Response& res, const Principal& who);
@@ -177,6 +183,7 @@ class ApiServerImpl final : public ApiServer {
   const ApiOptions options_;
   store::StateStore& store_;
   const std::function<NodeStatus()> status_;
+  const ClusterOps cluster_ops_;
   LoginGuard login_guard_;
   PasswordHash dummy_hash_;  // verified against when the user does not exist (equal timing)
 
@@ -354,6 +361,33 @@ void ApiServerImpl::GetStatus(const Request& req, Response& res, const Principal
   SendJson(res, 200, body);
 }
 
+void ApiServerImpl::Switchover(const Request& req, Response& res, const Principal& who) {
+  if (!cluster_ops_.switchover) return SendError(res, 404, "not_found", "this node has no peer");
+  PBX_LOG(kInfo, "api", "switchover requested by {}", who.user);
+  if (Status s = cluster_ops_.switchover(); !s.ok()) return SendStatus(req, res, s);
+  SendJson(res, 202, json{{"accepted", true}});
+}
+
+void ApiServerImpl::Maintenance(const Request& req, Response& res, const Principal& who) {
+  if (!cluster_ops_.maintenance) return SendError(res, 404, "not_found", "this node has no peer");
+  std::optional<json> body = ParseBody(req, res);
+  if (!body) return;
+  for (const auto& [key, value] : body->items()) {
+    if (key != "on" && key != "force") {
+      return SendError(res, 400, "invalid_argument", "unknown field " + key, key);
+    }
+    if (!value.is_boolean()) {
+      return SendError(res, 400, "invalid_argument", key + " must be true or false", key);
+    }
+  }
+  if (!body->contains("on")) return SendError(res, 400, "invalid_argument", "on is required", "on");
+  bool on = (*body)["on"].get<bool>();
+  bool force = body->value("force", false);
+  PBX_LOG(kInfo, "api", "maintenance {} requested by {}", on ? "on" : "off", who.user);
+  if (Status s = cluster_ops_.maintenance(on, force); !s.ok()) return SendStatus(req, res, s);
+  SendJson(res, 202, json{{"accepted", true}});
+}
+
 void ApiServerImpl::ListExtensions(const Request& req, Response& res, const Principal&) {
   Result<std::vector<store::Extension>> extensions = store::ExtensionRepo(store_).List();
   if (!extensions.ok()) return SendStatus(req, res, extensions.status());
@@ -466,6 +500,10 @@ void ApiServerImpl::Routes() {
   constexpr const char* kExtension = R"(/api/v1/extensions/([0-9]+))";
   server_->Post("/api/v1/login", [this](const Request& req, Response& res) { Login(req, res); });
   server_->Get("/api/v1/status", Guarded(Permission::kViewStatus, &ApiServerImpl::GetStatus));
+  server_->Post("/api/v1/cluster/switchover",
+                Guarded(Permission::kManageCluster, &ApiServerImpl::Switchover));
+  server_->Post("/api/v1/cluster/maintenance",
+                Guarded(Permission::kManageCluster, &ApiServerImpl::Maintenance));
   server_->Get("/api/v1/extensions",
                Guarded(Permission::kManageExtensions, &ApiServerImpl::ListExtensions));
   server_->Post("/api/v1/extensions",
@@ -585,8 +623,10 @@ void ApiServerImpl::Stop() {
 
 Result<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiOptions& options,
                                                     store::StateStore& store,
-                                                    std::function<NodeStatus()> status) {
-  auto server = std::make_unique<ApiServerImpl>(options, store, std::move(status));
+                                                    std::function<NodeStatus()> status,
+                                                    ClusterOps cluster_ops) {
+  auto server =
+      std::make_unique<ApiServerImpl>(options, store, std::move(status), std::move(cluster_ops));
   PBX_TRY(server->Init());
   return std::unique_ptr<ApiServer>(std::move(server));
 }

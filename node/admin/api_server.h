@@ -44,6 +44,13 @@ struct NodeStatus {
   std::optional<ClusterStatus> cluster;  // absent on a single node
 };
 
+// What an admin may ask of the pair (POST /api/v1/cluster/...). Unset on a single node,
+// where those endpoints answer 404.
+struct ClusterOps {
+  std::function<Status()> switchover;
+  std::function<Status(bool on, bool force)> maintenance;
+};
+
 struct ApiOptions {
   std::string bind_address = "127.0.0.1";
   uint16_t port = 8443;   // 0: pick a free port (see ApiServer::port())
@@ -61,7 +68,8 @@ class ApiServer {
   // Binds, starts serving, and returns once the socket listens.
   static Result<std::unique_ptr<ApiServer>> Start(const ApiOptions& options,
                                                   store::StateStore& store,
-                                                  std::function<NodeStatus()> status);
+                                                  std::function<NodeStatus()> status,
+                                                  ClusterOps cluster_ops = {});
   // The port actually bound.
   virtual uint16_t port() const = 0;
   // Stops accepting and waits for requests in flight. Idempotent; the destructor calls it.

@@ -439,4 +439,27 @@ int RunExtDel(const GlobalOptions& g, const std::string& number, std::ostream& o
   return kExitOk;
 }
 
+int RunSwitchover(const GlobalOptions& g, std::ostream& out, std::ostream& err) {
+  Connection c = Connect(g, err);
+  if (!c.client) return c.exit_code;
+  Result<json> reply = c.client->Post("/api/v1/cluster/switchover", json::object());
+  if (!reply.ok()) return Fail(err, reply.status());
+  out << "switchover started: the standby takes over once it has every write; watch "
+         "'pbxctl status'\n";
+  return kExitOk;
+}
+
+int RunMaintenance(const GlobalOptions& g, bool on, bool force, std::ostream& out,
+                   std::ostream& err) {
+  Connection c = Connect(g, err);
+  if (!c.client) return c.exit_code;
+  json body = {{"on", on}};
+  if (force) body["force"] = true;
+  Result<json> reply = c.client->Post("/api/v1/cluster/maintenance", body);
+  if (!reply.ok()) return Fail(err, reply.status());
+  out << (on ? "maintenance on: this node leaves service\n"
+             : "maintenance off: this node rejoins the pair\n");
+  return kExitOk;
+}
+
 }  // namespace pbx::cli

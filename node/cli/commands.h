@@ -52,6 +52,12 @@ int RunExtAdd(const GlobalOptions& g, const ExtAddOptions& add, std::ostream& ou
               std::ostream& err);
 int RunExtDel(const GlobalOptions& g, const std::string& number, std::ostream& out,
               std::ostream& err);
+// Hands the active role to the caught-up standby (run against the active node).
+int RunSwitchover(const GlobalOptions& g, std::ostream& out, std::ostream& err);
+// Takes this node out of service (`on`) or back in; `force` lets an active without a
+// caught-up standby stop serving.
+int RunMaintenance(const GlobalOptions& g, bool on, bool force, std::ostream& out,
+                   std::ostream& err);
 
 // Human renderings, exposed for tests. Columns are aligned by terminal cells (East Asian
 // wide characters count as two), so Chinese and Latin names line up.

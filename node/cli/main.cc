@@ -63,8 +63,23 @@ int main(int argc, char** argv) {
   CLI::App* ext_del = ext->add_subcommand("del", "Delete an extension");
   ext_del->add_option("NUMBER", number, "Extension number")->required();
 
+  CLI::App* switchover =
+      app.add_subcommand("switchover", "Hand the active role to the standby, losing nothing");
+  std::string maintenance_mode;
+  bool force = false;
+  CLI::App* maintenance =
+      app.add_subcommand("maintenance", "Take this node out of service, or bring it back");
+  maintenance->add_option("MODE", maintenance_mode, "on or off")
+      ->required()
+      ->check(CLI::IsMember({"on", "off"}));
+  maintenance->add_flag("--force", force,
+                        "On an active without a caught-up standby: stop serving anyway");
+
   // Global options may also follow the verb: `pbxctl status --run-dir X`.
-  for (CLI::App* sub : {status, ext, ext_list, ext_show, ext_add, ext_del}) sub->fallthrough();
+  for (CLI::App* sub :
+       {status, ext, ext_list, ext_show, ext_add, ext_del, switchover, maintenance}) {
+    sub->fallthrough();
+  }
 
   try {
     app.parse(argc, argv);
@@ -80,6 +95,10 @@ int main(int argc, char** argv) {
   if (ext_show->parsed()) return pbx::cli::RunExtShow(g, number, std::cout, std::cerr);
   if (ext_add->parsed()) return pbx::cli::RunExtAdd(g, add, std::cout, std::cerr);
   if (ext_del->parsed()) return pbx::cli::RunExtDel(g, number, std::cout, std::cerr);
+  if (switchover->parsed()) return pbx::cli::RunSwitchover(g, std::cout, std::cerr);
+  if (maintenance->parsed()) {
+    return pbx::cli::RunMaintenance(g, maintenance_mode == "on", force, std::cout, std::cerr);
+  }
   std::cerr << app.help();
   return pbx::cli::kExitUsage;
 }

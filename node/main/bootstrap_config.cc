@@ -152,7 +152,7 @@ Status Fill(const toml::table& root, const Reader& r, BootstrapConfig& c) {
 
   if (const toml::table* t = r.Table(root, "cluster", st)) {
     PBX_TRY(r.OnlyKeys(*t, "cluster",
-                       {"listen", "peer", "vip", "interface", "witness", "ping_target",
+                       {"name", "listen", "peer", "vip", "interface", "witness", "ping_target",
                         "hb_interval_ms", "hb_dead"}));
     BootstrapConfig::Cluster cl;
     for (std::string_view key : {"listen", "peer"}) {
@@ -166,6 +166,12 @@ Status Fill(const toml::table& root, const Reader& r, BootstrapConfig& c) {
     PBX_TRY(r.EndpointKey(*t, "peer", ep));
     cl.peer = *ep;
     PBX_TRY(r.EndpointKey(*t, "witness", cl.witness));
+    PBX_TRY(r.String(*t, "name", cl.name));
+    for (const auto* ep2 : {&cl.listen, &cl.peer}) {
+      if (ep2->port == 65535) {
+        return r.Error(t->source(), "[cluster] ports must leave room for the heartbeat (port + 1)");
+      }
+    }
     if (const toml::node* n = t->get("vip")) {
       std::string text;
       PBX_TRY(r.String(*t, "vip", text));

@@ -45,11 +45,12 @@ struct BootstrapConfig {
 
   // [cluster]: absent means a single node.
   struct Cluster {
-    Endpoint listen;                         // our replication address
-    Endpoint peer;                           // the other node's replication address
-    std::optional<Prefix> vip;               // the virtual IP
-    std::string interface;                   // where the VIP lives
-    std::optional<Endpoint> witness;         // pbx-witness
+    std::string name = "pbx";         // the pair's identity: both nodes and the witness must agree
+    Endpoint listen;                  // our replication address
+    Endpoint peer;                    // the other node's replication address
+    std::optional<Prefix> vip;        // the virtual IP
+    std::string interface;            // where the VIP lives
+    std::optional<Endpoint> witness;  // pbx-witness
     std::optional<std::string> ping_target;  // tie-breaker when there is no witness
     uint32_t hb_interval_ms = 100;
     uint32_t hb_dead = 5;  // missed heartbeats before the peer is dead

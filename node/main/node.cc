@@ -3,10 +3,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
 
 #include <fmt/format.h>
@@ -17,8 +19,11 @@
 #include "node/admin/credentials.h"
 #include "node/admin/first_boot.h"
 #include "node/core/log.h"
+#include "node/main/cluster_controller.h"
+#include "node/main/write_gate.h"
 #include "replication/store/repos.h"
 #include "replication/store/state_store.h"
+#include "replication/store/wal.h"
 
 namespace pbx::node {
 namespace {
@@ -89,18 +94,28 @@ class NodeImpl : public Node {
     opts.dir = (data / "state").string();
     opts.wal_ttl_seconds = config_.wal_ttl_seconds;
     opts.wal_size_limit_mb = config_.wal_size_limit_mb;
-    PBX_ASSIGN_OR_RETURN(state_, store::OpenRocksStateStore(opts));
+    PBX_ASSIGN_OR_RETURN(state_, store::OpenReplicatedDb(opts));
     PBX_LOG(kInfo, "node", "store open at {} seq={}", opts.dir, state_->LatestSeq());
-
-    PBX_TRY(EnsureClusterMeta(*state_));
-    admin::FirstBootOptions boot;
-    boot.admin_password = config_.admin_password.value_or("");
-    boot.demo_extensions = config_.demo_extensions;
-    PBX_ASSIGN_OR_RETURN(admin::FirstBootReport report, admin::ProvisionFirstBoot(*state_, boot));
-    PrintFirstBootReport(report);
+    gate_ = std::make_unique<WriteGate>(*state_);
 
     PBX_TRY(StartApi(data / "tls"));
-    return WriteRunFiles();
+    // admin.token needs the replicated token secret, which a new standby only gets from
+    // its active: write it whenever the settings change.
+    settings_sub_ = state_->Subscribe(store::Table::kConfig, "settings/",
+                                      [this](const store::Change&) { WriteAdminToken(); });
+
+    if (!config_.cluster) {
+      gate_->Open();
+      PBX_TRY(ProvisionOnce());
+    } else {
+      PBX_ASSIGN_OR_RETURN(cluster_, ClusterController::Start(config_, *state_, *local_, *gate_,
+                                                              [this] { OnServing(); }));
+      gate_->SetLicense([c = cluster_.get()] { return c->Serving(); });
+      cluster_ready_.store(true);
+    }
+    WriteAdminToken();
+    // Last: whoever waits for ready.json finds everything else in place.
+    return WriteReadyFile();
   }
 
   void Stop() override {
@@ -109,13 +124,45 @@ class NodeImpl : public Node {
     std::error_code ec;
     fs::remove(run_dir_ / "ready.json", ec);
     fs::remove(run_dir_ / "admin.token", ec);
+    if (cluster_) cluster_->Stop();
     if (api_) api_->Stop();
     api_.reset();
+    settings_sub_.Reset();
+    cluster_.reset();
+    gate_.reset();
     state_.reset();  // flushes and closes the DB
     local_.reset();
   }
 
  private:
+  // The cluster identity and the first-boot accounts are created by the node that serves
+  // first; a standby receives them through replication.
+  Status ProvisionOnce() {
+    PBX_TRY(EnsureClusterMeta(*gate_));
+    admin::FirstBootOptions boot;
+    boot.admin_password = config_.admin_password.value_or("");
+    boot.demo_extensions = config_.demo_extensions;
+    PBX_ASSIGN_OR_RETURN(admin::FirstBootReport report, admin::ProvisionFirstBoot(*gate_, boot));
+    PrintFirstBootReport(report);
+    return Status::Ok();
+  }
+
+  // On the cluster's control thread, each time this node starts serving.
+  void OnServing() {
+    if (Status s = ProvisionOnce(); !s.ok()) {
+      PBX_LOG(kError, "node", "first-boot provisioning failed: {}", s.ToString());
+    }
+  }
+
+  void WriteAdminToken() {
+    Result<std::string> token = admin::MintTokenForUser(*state_, "admin", 30 * 24 * 3600);
+    if (!token.ok()) return;  // not provisioned yet
+    std::lock_guard<std::mutex> lock(token_mu_);
+    if (Status s = WriteFileAtomically(run_dir_ / "admin.token", *token + "\n", 0600); !s.ok()) {
+      PBX_LOG(kWarn, "node", "{}", s.ToString());
+    }
+  }
+
   // The clear passwords go to stdout once, never to the log.
   static void PrintFirstBootReport(const admin::FirstBootReport& report) {
     if (report.admin_password.empty() && report.extensions.empty()) return;
@@ -149,8 +196,20 @@ class NodeImpl : public Node {
     api.port = config_.api_port;
     api.cert_file = cert_file_.string();
     api.key_file = key_file.string();
-    PBX_ASSIGN_OR_RETURN(api_,
-                         admin::ApiServer::Start(api, *state_, [this] { return CurrentStatus(); }));
+    admin::ClusterOps ops;
+    if (config_.cluster) {
+      // cluster_ is created after the API: requests before then are answered Unavailable.
+      ops.switchover = [this]() -> Status {
+        if (!cluster_ready_.load()) return Status::Unavailable("the node is starting");
+        return cluster_->Switchover();
+      };
+      ops.maintenance = [this](bool on, bool force) -> Status {
+        if (!cluster_ready_.load()) return Status::Unavailable("the node is starting");
+        return cluster_->Maintenance(on, force);
+      };
+    }
+    PBX_ASSIGN_OR_RETURN(api_, admin::ApiServer::Start(
+                                   api, *gate_, [this] { return CurrentStatus(); }, ops));
     PBX_LOG(kInfo, "node", "REST API on https://{}:{}", config_.api_listen, api_->port());
     return Status::Ok();
   }
@@ -158,6 +217,11 @@ class NodeImpl : public Node {
   admin::NodeStatus CurrentStatus() const {
     admin::NodeStatus s;
     s.node_name = config_.node_name;
+    if (cluster_ready_.load()) {
+      s.role = cluster_->role();
+      s.role_reason = cluster_->role_reason();
+      s.cluster = cluster_->Snapshot();
+    }
     s.version = PBX_VERSION;
     s.last_seq = state_->LatestSeq();
     s.started_unix = started_unix_;
@@ -167,12 +231,9 @@ class NodeImpl : public Node {
     return s;
   }
 
-  // admin.token lets root on this machine use pbxctl without a password (like a local
-  // control socket); ready.json tells clients, and tests, which ports were bound.
-  Status WriteRunFiles() {
-    PBX_ASSIGN_OR_RETURN(std::string token,
-                         admin::MintTokenForUser(*state_, "admin", 30 * 24 * 3600));
-    PBX_TRY(WriteFileAtomically(run_dir_ / "admin.token", token + "\n", 0600));
+  // ready.json tells clients, and tests, which ports were bound; admin.token lets root on
+  // this machine use pbxctl without a password (like a local control socket).
+  Status WriteReadyFile() {
     std::string host = config_.api_listen == "0.0.0.0" ? "127.0.0.1" : config_.api_listen;
     nlohmann::json ready = {
         {"pid", ::getpid()},
@@ -191,8 +252,13 @@ class NodeImpl : public Node {
   fs::path cert_file_;
   int64_t started_unix_ = 0;
   std::unique_ptr<store::LocalStore> local_;
-  std::unique_ptr<store::StateStore> state_;
+  std::unique_ptr<store::ReplicatedDb> state_;
+  std::unique_ptr<WriteGate> gate_;  // what the node's own subsystems write through
+  std::unique_ptr<ClusterController> cluster_;
+  std::atomic<bool> cluster_ready_{false};  // cluster_ is set (the API may run before)
   std::unique_ptr<admin::ApiServer> api_;
+  store::Subscription settings_sub_;
+  std::mutex token_mu_;
   bool stopped_ = false;
 };
 

@@ -59,6 +59,7 @@ TEST(BootstrapConfigTest, ParsesAFullNodeFile) {
   EXPECT_EQ(c->sip_udp_port, 5060);
   EXPECT_EQ(c->sip_tcp_port, 5060);  // default kept
   ASSERT_TRUE(c->cluster.has_value());
+  EXPECT_EQ(c->cluster->name, "pbx");
   EXPECT_EQ(c->cluster->listen.host, "10.99.0.1");
   EXPECT_EQ(c->cluster->peer.port, 7400);
   ASSERT_TRUE(c->cluster->vip.has_value());
@@ -110,6 +111,8 @@ TEST(BootstrapConfigTest, ReportsTheLineOfEachProblem) {
       {"[cluster]\nlisten = \"10.0.0.1:1\"\npeer = \"10.0.0.2:1\"\nhb_interval_ms = 1\n",
        "pbx.toml:4: 'hb_interval_ms' must be between 10 and 10000, not 1"},
       {"[demo]\nextensions = \"yes\"\n", "pbx.toml:2: 'extensions' must be true or false"},
+      {"[cluster]\nlisten = \"10.0.0.1:65535\"\npeer = \"10.0.0.2:1\"\n",
+       "pbx.toml:1: [cluster] ports must leave room for the heartbeat (port + 1)"},
       {"[sip]\n[sip]\n",
        "pbx.toml:2: Error while parsing table header: cannot redefine existing table 'sip'"},
       {"node = 3\n", "pbx.toml:1: 'node' must be a table"},
@@ -134,6 +137,15 @@ TEST(BootstrapConfigTest, ShippedExampleMatchesTheEmbeddedDefault) {
   EXPECT_EQ(c->wal_size_limit_mb, d.wal_size_limit_mb);
   EXPECT_EQ(c->demo_extensions, d.demo_extensions);
   EXPECT_FALSE(c->cluster.has_value());
+}
+
+TEST(BootstrapConfigTest, ShippedPairExamplesParse) {
+  for (const char* name : {"/pair-a.toml", "/pair-b.toml"}) {
+    Result<BootstrapConfig> c = LoadBootstrapConfig(std::string(PBX_EXAMPLES_DIR) + name);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    ASSERT_TRUE(c->cluster.has_value());
+    EXPECT_EQ(c->cluster->name, "demo-pair");
+  }
 }
 
 TEST(BootstrapConfigTest, ParsesEndpointsAndPrefixes) {

@@ -1,0 +1,50 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "node/admin/api_server.h"
+#include "node/core/status.h"
+#include "node/main/bootstrap_config.h"
+#include "node/main/write_gate.h"
+#include "replication/store/state_store.h"
+#include "replication/store/wal.h"
+
+namespace pbx::node {
+
+// One node of a pair: runs the role machine (node/cluster/role.h) on its own control thread
+// and carries out what it decides: heartbeats, witness leases, the virtual IP, the log
+// shipper (active) or receiver (follower), the epoch, and whether the node's own writes
+// pass the WriteGate.
+// Thread-safe: Status(), Switchover() and Maintenance() may be called from any thread
+// (the API's). `db`, `local` and `gate` must outlive this object.
+class ClusterController {
+ public:
+  // Called on the control thread each time the node starts serving, after the gate opened
+  // (first-boot provisioning, and later the subsystems that serve).
+  using ServingHook = std::function<void()>;
+
+  static Result<std::unique_ptr<ClusterController>> Start(const BootstrapConfig& config,
+                                                          store::ReplicatedDb& db,
+                                                          store::LocalStore& local, WriteGate& gate,
+                                                          ServingHook on_serving);
+  virtual ~ClusterController() = default;
+
+  // Fences (closes the gate, releases VIP and lease), stops the log and the heartbeats.
+  // Idempotent.
+  virtual void Stop() = 0;
+
+  virtual std::string role() const = 0;
+  // Whether this node is active within its serving license right now.
+  virtual bool Serving() const = 0;
+  virtual std::string role_reason() const = 0;
+  virtual admin::ClusterStatus Snapshot() const = 0;
+
+  // pbxctl switchover / maintenance: returns once the role machine took the request, or
+  // Unavailable with its reason when it cannot be done now.
+  virtual pbx::Status Switchover() = 0;
+  virtual pbx::Status Maintenance(bool on, bool force) = 0;
+};
+
+}  // namespace pbx::node
