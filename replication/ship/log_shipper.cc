@@ -788,9 +788,9 @@ Result<std::unique_ptr<LogShipper>> LogShipper::Start(store::ReplicatedDb& db,
   std::shared_ptr<Shared> ref = impl->shared;
   db.SetCommitObserver([ref](SeqNo seq) { ref->OnCommit(seq); });
   db.SetReplicationGate([ref](SeqNo seq) { ref->WaitAcked(seq); });
-  impl->thread = std::thread([raw = impl.get()] { raw->Run(); });
   PBX_LOG(kInfo, kLog, "shipping {} on {} (epoch {}, ack timeout {} ms)", db.Dir(),
           impl->link->url(), impl->epoch, opt.ack_timeout.count());
+  impl->thread = std::thread([raw = impl.get()] { raw->Run(); });
   return std::unique_ptr<LogShipper>(new LogShipper(std::move(impl)));
 }
 
