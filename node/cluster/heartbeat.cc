@@ -1,5 +1,7 @@
 #include "node/cluster/heartbeat.h"
 
+#include <poll.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -239,6 +241,7 @@ struct HeartbeatLink::Impl {
   nng_socket tx = NNG_SOCKET_INITIALIZER;  // dials the peer, sends
   bool rx_open = false;
   bool tx_open = false;
+  bool listening = false;
   bool dialled = false;
   nng_aio* aio = nullptr;
   int port = 0;
@@ -402,6 +405,7 @@ Status HeartbeatLink::Start(const std::string& listen_url, const std::string& pe
     return fail("listener", rv);
   }
   if (int rv = nng_listener_start(listener, 0); rv != 0) return fail("listen", rv);
+  s.listening = true;
   int port = 0;
   if (nng_listener_get_int(listener, NNG_OPT_TCP_BOUND_PORT, &port) != 0) port = 0;
   s.port = port;
@@ -457,20 +461,38 @@ Status HeartbeatLink::DialPeer(const std::string& peer_url) {
 void HeartbeatLink::Stop() {
   Impl& s = *impl_;
   s.stopping.store(true, std::memory_order_release);
-  // The order NNG wants: stop the aio (waits for a running callback), close, then free.
+  // NNG 1.5.2 hangs forever in nng_close() if a receiving TCP pipe is closed between reading
+  // a message's header and its body (nanomsg/nng#616): the reaper thread waits for a transfer
+  // that never ends, and every later close in the process hangs behind it. Measured here: a
+  // link closed right after a heartbeat was sent to it hung within a few hundred tries. So:
+  // 1. Stop reading (this also waits for a callback in progress). With no reader and pair1's
+  //    zero-length receive queue, the next heartbeat to arrive is parked in the pipe and the
+  //    transport stops reading the connection.
+  // 2. Close the sending socket: nothing is ever sent to it, so it has no read to interrupt.
+  // 3. Wait until a heartbeat is parked (the receive fd becomes readable) or, if the peer is
+  //    silent, close_quiesce passes; then close the receiving socket. A silent peer that
+  //    sends at exactly that instant remains a (microseconds-wide) risk.
+  // NNG's order for our aio is kept: stop, close, then free.
   if (s.aio != nullptr) nng_aio_stop(s.aio);
-  if (s.rx_open) {
-    nng_close(s.rx);
-    s.rx_open = false;
-  }
   if (s.tx_open) {
     nng_close(s.tx);
     s.tx_open = false;
+  }
+  if (s.rx_open) {
+    int fd = -1;
+    if (s.listening && s.options.close_quiesce.count() > 0 &&
+        nng_socket_get_int(s.rx, NNG_OPT_RECVFD, &fd) == 0) {
+      pollfd pfd{fd, POLLIN, 0};
+      (void)poll(&pfd, 1, static_cast<int>(s.options.close_quiesce.count()));
+    }
+    nng_close(s.rx);
+    s.rx_open = false;
   }
   if (s.aio != nullptr) {
     nng_aio_free(s.aio);
     s.aio = nullptr;
   }
+  s.listening = false;
   s.dialled = false;
 }
 

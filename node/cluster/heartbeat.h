@@ -82,6 +82,9 @@ class HeartbeatLink {
   struct Options {
     std::chrono::milliseconds reconnect_min{50};
     std::chrono::milliseconds reconnect_max{200};
+    // How long Stop() waits, at most, for the peer's connection to go quiet before closing
+    // it (see Stop()). At least the peer's heartbeat interval.
+    std::chrono::milliseconds close_quiesce{150};
     std::function<void(const ReceivedHeartbeat&)> on_heartbeat;
   };
   struct Counters {
@@ -110,7 +113,10 @@ class HeartbeatLink {
   // Dials the peer when Start() was given no peer URL.
   // REQUIRES: started, and no peer dialled yet.
   Status DialPeer(const std::string& peer_url);
-  // Closes both sockets; returns once no callback runs any more. Idempotent.
+  // Closes both sockets; returns once no callback runs any more. Idempotent. Takes up to
+  // close_quiesce: NNG 1.5.2 can hang forever closing a connection in the middle of a
+  // message (nanomsg/nng#616), so Stop() first stops reading and waits until the next
+  // heartbeat is parked (or the peer stays silent) before closing.
   void Stop();
 
   // Sends one heartbeat now, stamped and carrying the echo, without blocking. Unavailable if

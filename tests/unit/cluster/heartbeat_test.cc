@@ -4,10 +4,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -15,6 +19,15 @@
 #include <nng/protocol/pair1/pair.h>
 
 #include "tests/support/process.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+// NNG 1.5.2 does not free messages still queued in a pipe when a socket closes ("Socket close
+// may leak messages", nanomsg/nng#1713; fixed in 1.6.0). HeartbeatLink::Stop() leaves one
+// heartbeat parked on purpose (see there), and a busy sender leaves its queued ones: a few
+// hundred bytes per closed link, inside libnng. Suppressed for this test binary only; it
+// also hides a message leaked by our own code, which the codec tests cannot do.
+extern "C" const char* __lsan_default_suppressions() { return "leak:libnng.so\n"; }
+#endif
 
 namespace pbx::cluster {
 namespace {
@@ -47,8 +60,9 @@ HeartbeatMessage Message(std::string node, std::string cluster = "pair") {
 // A link whose received heartbeats are also collected by its callback.
 class Node {
  public:
-  Node() {
+  explicit Node(std::chrono::milliseconds close_quiesce = HeartbeatLink::Options{}.close_quiesce) {
     HeartbeatLink::Options o;
+    o.close_quiesce = close_quiesce;
     o.on_heartbeat = [this](const ReceivedHeartbeat& hb) {
       std::lock_guard<std::mutex> lock(mu_);
       got_.push_back(hb);
@@ -268,6 +282,50 @@ TEST(HeartbeatLinkTest, DropsGarbageForeignAndSelfAndKeepsWorking) {
       },
       10s));
   EXPECT_EQ(a.link().counters().garbage, 2u);
+}
+
+// Runs `f` on its own thread; false if it has not returned within `limit`. A hang inside
+// nng_close() cannot be interrupted, so the caller aborts rather than stall the suite.
+bool ReturnsWithin(std::function<void()> f, std::chrono::milliseconds limit) {
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> returned = done->get_future();
+  std::thread([f = std::move(f), done] {
+    f();
+    done->set_value();
+  }).detach();
+  return returned.wait_for(limit) == std::future_status::ready;
+}
+
+// Regression: NNG 1.5.2 hangs in nng_close() when a connection is closed in the middle of an
+// arriving message (nanomsg/nng#616). Stop() must not, however busy the peer is.
+TEST(HeartbeatLinkTest, StopsWhileThePeerKeepsSending) {
+  // Without the workaround, a single run of this hung in most runs on a 2-core machine.
+  for (int i = 0; i < 100; ++i) {
+    SCOPED_TRACE(i);
+    auto a = std::make_unique<Node>();
+    Node b(0ms);  // nothing is ever sent to b: it may close at once
+    ASSERT_TRUE(a->link().Start(kListen, "", "pair", "a").ok());
+    ASSERT_TRUE(b.link().Start(kListen, Url(a->link().port()), "pair", "b").ok());
+    std::atomic<bool> sending{true};
+    std::thread spam([&] {
+      while (sending.load()) {
+        (void)b.link().Send(Info(Role::kStandby));
+        std::this_thread::sleep_for(100us);
+      }
+    });
+    const bool heard = WaitFor([&] { return a->count() > 0; }, 10s);
+    const auto before = std::chrono::steady_clock::now();
+    const bool stopped = ReturnsWithin([&] { a.reset(); }, 5s);
+    const auto took = std::chrono::steady_clock::now() - before;
+    sending.store(false);
+    spam.join();
+    if (!stopped) {
+      ADD_FAILURE() << "HeartbeatLink::Stop() hung in NNG";
+      std::abort();
+    }
+    EXPECT_TRUE(heard);
+    EXPECT_LT(took, 1s);
+  }
 }
 
 TEST(HeartbeatLinkTest, WrongClusterIdIsDropped) {
