@@ -63,8 +63,8 @@ struct Refuse {
     oldEpoch @2;         # the message came from an older epoch than the receiver's
     staleActive @3;      # the standby has seen a newer epoch than this active: it must step down
     cfMapMismatch @4;    # the column-family maps differ
-    shuttingDown @5;     # the sender is stopping
-    resync @6;           # the active cannot go on from here (WAL gone, batch too large): start a new session
+    shuttingDown @5;     # the sender is leaving; answered by the peer's own, its last message
+    resync @6;           # the active cannot go on (WAL gone, batch too large): new session
   }
   # Next free number: @2 (append only).
 }

@@ -70,8 +70,10 @@ struct ShipperStatus {
   uint64_t bytes_shipped = 0;    // their bytes
   uint64_t messages_sent = 0;
   uint64_t acks_received = 0;
-  uint64_t replicated_commits = 0;  // kReplicated commits that waited for an ack and got it
-  uint64_t timed_out_commits = 0;   // ... that gave up after ack_timeout
+  uint64_t replicated_commits = 0;  // kReplicated commits that returned acknowledged
+  // ... that returned without an ack: their own ack_timeout, the node becoming degraded
+  // while they waited, or Stop(). (Commits made while degraded count in neither.)
+  uint64_t timed_out_commits = 0;
   uint64_t checkpoints_sent = 0;
   uint64_t checkpoint_bytes_sent = 0;
   uint64_t refused = 0;      // messages or handshakes refused

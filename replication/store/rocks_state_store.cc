@@ -6,6 +6,7 @@
 // meta/"cf_map" at creation and verified at every open.
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,7 +17,7 @@
 #include <filesystem>
 #include <mutex>
 #include <optional>
-#include <shared_mutex>
+#include <shared_mutex>  // std::shared_lock
 #include <span>
 #include <string_view>
 
@@ -238,6 +239,32 @@ void CloseRocks(RocksHandles& h, const std::string& dir) {
   h.db = nullptr;
 }
 
+// A reader-writer lock that lets a waiting writer in before new readers. std::shared_mutex
+// on glibc prefers readers, so a steady stream of reads could keep RestoreFromCheckpoint
+// out indefinitely. Writer preference deadlocks a thread that takes the shared side twice
+// while a writer waits: no code path here nests it (callbacks run without it).
+class DbMutex {
+ public:
+  DbMutex() {
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    PBX_CHECK(pthread_rwlock_init(&lock_, &attr) == 0);
+    pthread_rwlockattr_destroy(&attr);
+  }
+  ~DbMutex() { pthread_rwlock_destroy(&lock_); }
+  DbMutex(const DbMutex&) = delete;
+  DbMutex& operator=(const DbMutex&) = delete;
+
+  void lock() { PBX_CHECK(pthread_rwlock_wrlock(&lock_) == 0); }
+  void unlock() { PBX_CHECK(pthread_rwlock_unlock(&lock_) == 0); }
+  void lock_shared() { PBX_CHECK(pthread_rwlock_rdlock(&lock_) == 0); }
+  void unlock_shared() { PBX_CHECK(pthread_rwlock_unlock(&lock_) == 0); }
+
+ private:
+  pthread_rwlock_t lock_;
+};
+
 // fsync of a directory, so that renames in it survive a crash.
 Status SyncDir(const std::filesystem::path& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -266,7 +293,7 @@ class RocksStateStore final : public ReplicatedDb {
   RocksStateStore& operator=(const RocksStateStore&) = delete;
 
   Result<std::string> Get(Table table, std::string_view key) const override {
-    std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+    std::shared_lock<DbMutex> db_lock(db_mu_);
     std::string value;
     rocksdb::Status s = db_.db->Get(rocksdb::ReadOptions(), Cf(table), ToSlice(key), &value);
     if (!s.ok()) return FromRocks(s, KeyName(table, key));
@@ -280,7 +307,7 @@ class RocksStateStore final : public ReplicatedDb {
       std::lock_guard<std::mutex> lock(commit_mu_);
       std::vector<Change> changes;
       {
-        std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+        std::shared_lock<DbMutex> db_lock(db_mu_);
         // Preconditions see the state before the batch; nothing can change it while we hold
         // commit_mu_, since every write to this DB goes through it.
         for (const WriteSet::Op& op : writes.ops()) {
@@ -333,7 +360,7 @@ class RocksStateStore final : public ReplicatedDb {
   Result<std::vector<std::pair<std::string, std::string>>> Scan(Table table,
                                                                 std::string_view prefix,
                                                                 size_t limit) const override {
-    std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+    std::shared_lock<DbMutex> db_lock(db_mu_);
     rocksdb::ReadOptions options;
     std::string upper = PrefixSuccessor(prefix);
     rocksdb::Slice lower_slice = ToSlice(prefix);
@@ -358,12 +385,12 @@ class RocksStateStore final : public ReplicatedDb {
   }
 
   SeqNo LatestSeq() const override {
-    std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+    std::shared_lock<DbMutex> db_lock(db_mu_);
     return db_.db->GetLatestSequenceNumber();
   }
 
   Result<std::vector<WalBatch>> ReadWalSince(SeqNo from, size_t max_bytes) const override {
-    std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+    std::shared_lock<DbMutex> db_lock(db_mu_);
     const std::string& dir = options_.dir;
     from = std::max<SeqNo>(from, 1);
     const SeqNo latest = db_.db->GetLatestSequenceNumber();
@@ -436,7 +463,7 @@ class RocksStateStore final : public ReplicatedDb {
   }
 
   Result<SeqNo> CreateCheckpoint(const std::string& dir) override {
-    std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+    std::shared_lock<DbMutex> db_lock(db_mu_);
     rocksdb::Checkpoint* raw = nullptr;
     rocksdb::Status s = rocksdb::Checkpoint::Create(db_.db, &raw);
     if (!s.ok()) return FromRocks(s, "checkpoint of " + options_.dir);
@@ -459,7 +486,7 @@ class RocksStateStore final : public ReplicatedDb {
     std::lock_guard<std::mutex> lock(commit_mu_);
     SeqNo now = 0;
     {
-      std::unique_lock<std::shared_mutex> db_lock(db_mu_);
+      std::unique_lock<DbMutex> db_lock(db_mu_);
       const SeqNo before = db_.db->GetLatestSequenceNumber();
       CloseRocks(db_, options_.dir);
       fs::remove_all(old, ec);
@@ -551,7 +578,7 @@ class RocksStateStore final : public ReplicatedDb {
       SeqNo target = 0;
       rocksdb::Status s;
       {
-        std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+        std::shared_lock<DbMutex> db_lock(db_mu_);
         // Everything numbered up to here is in the WAL file already (RocksDB publishes a
         // sequence number after writing its WAL record).
         target = db_.db->GetLatestSequenceNumber();
@@ -573,7 +600,7 @@ class RocksStateStore final : public ReplicatedDb {
     std::vector<Change> changes;
     SeqNo now = 0;
     {
-      std::shared_lock<std::shared_mutex> db_lock(db_mu_);
+      std::shared_lock<DbMutex> db_lock(db_mu_);
       const SeqNo latest = db_.db->GetLatestSequenceNumber();
       SeqNo next = latest + 1;
       std::vector<rocksdb::WriteBatch> writes;
@@ -649,7 +676,7 @@ class RocksStateStore final : public ReplicatedDb {
   // bumps generation_, so that a sync of the old DB does not count for the new one.
   SeqNo synced_seq_ = 0;
   uint64_t generation_ = 0;  // guarded by sync_mu_
-  mutable std::shared_mutex db_mu_;
+  mutable DbMutex db_mu_;
   RocksHandles db_;          // guarded by db_mu_ (exclusive only to replace it)
   std::mutex commit_mu_;     // serialises every write: commit order = seq order = feed order
   CommitObserver observer_;  // guarded by commit_mu_
