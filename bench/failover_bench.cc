@@ -94,6 +94,7 @@ int main(int argc, char** argv) {
     std::ofstream(n.config) << "[node]\nname = \"" << n.name << "\"\n"
                             << "data_dir = \"" << dir.Sub(n.name + "/data") << "\"\n"
                             << "run_dir = \"" << n.run_dir << "\"\n[api]\nport = 0\n"
+                            << "[sip]\nlisten = \"127.0.0.1\"\nudp_port = 0\ntcp_port = 0\ntls_port = 0\n"
                             << "[cluster]\nname = \"bench\"\n"
                             << "listen = \"127.0.0.1:" << base + 1 + 2 * i << "\"\n"
                             << "peer = \"127.0.0.1:" << base + 3 - 2 * i << "\"\n"

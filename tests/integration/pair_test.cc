@@ -71,6 +71,7 @@ class PairTest : public testing::Test {
                             << "data_dir = \"" << dir_.Sub(name + "/data") << "\"\n"
                             << "run_dir = \"" << n.run_dir << "\"\n"
                             << "[api]\nport = 0\n"
+                            << "[sip]\nlisten = \"127.0.0.1\"\nudp_port = 0\ntcp_port = 0\ntls_port = 0\n"
                             << "[cluster]\nname = \"itest\"\n"
                             << "listen = \"127.0.0.1:" << listen << "\"\n"
                             << "peer = \"127.0.0.1:" << peer << "\"\n"

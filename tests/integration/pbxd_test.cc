@@ -25,6 +25,7 @@ class PbxdTest : public testing::Test {
                            << "data_dir = \"" << dir_.Sub("data") << "\"\n"
                            << "run_dir = \"" << dir_.Sub("run") << "\"\n"
                            << "[api]\nport = 0\n"
+                           << "[sip]\nlisten = \"127.0.0.1\"\nudp_port = 0\ntcp_port = 0\ntls_port = 0\n"
                            << "[demo]\nextensions = true\n";
   }
 
