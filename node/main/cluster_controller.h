@@ -22,7 +22,8 @@ namespace pbx::node {
 class ClusterController {
  public:
   // Called on the control thread each time the node starts serving, after the gate opened
-  // (first-boot provisioning, and later the subsystems that serve).
+  // (first-boot provisioning, and later the subsystems that serve). It must return at once:
+  // heartbeats and lease renewals wait for it.
   using ServingHook = std::function<void()>;
 
   static Result<std::unique_ptr<ClusterController>> Start(const BootstrapConfig& config,
