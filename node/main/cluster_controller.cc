@@ -156,6 +156,7 @@ class ClusterControllerImpl final : public ClusterController {
     queue_cv_.notify_all();
     if (thread_.joinable()) thread_.join();
     gate_.Close("the node is shutting down");
+    if (hook_thread_.joinable()) hook_thread_.join();
     shipper_.reset();
     receiver_.reset();
     if (vip_) {
@@ -439,7 +440,7 @@ class ClusterControllerImpl final : public ClusterController {
       }
       case Action::Kind::kStartServing:
         gate_.Open();
-        if (on_serving_) on_serving_();
+        RunServingHook();
         break;
       case Action::Kind::kFence:
         gate_.Close(a.text);
@@ -455,6 +456,15 @@ class ClusterControllerImpl final : public ClusterController {
         rejected = a.text;
         break;
     }
+  }
+
+  // The hook runs on its own thread: first-boot provisioning hashes passwords, seconds on a
+  // loaded machine, and meanwhile the control thread must go on renewing the lease and
+  // sending heartbeats, or the node loses its license while it provisions.
+  void RunServingHook() {
+    if (!on_serving_) return;
+    if (hook_thread_.joinable()) hook_thread_.join();  // the previous promotion's, long done
+    hook_thread_ = std::thread([this] { on_serving_(); });
   }
 
   // Records, durably, that this DB may hold writes the peer never saw, so that it resyncs by
@@ -548,6 +558,7 @@ class ClusterControllerImpl final : public ClusterController {
   std::deque<Pending> queue_;  // guarded by queue_mu_
   bool stopping_ = false;      // guarded by queue_mu_
   std::thread thread_;
+  std::thread hook_thread_;  // runs on_serving_; control thread only, then Stop()
 };
 
 }  // namespace

@@ -27,8 +27,9 @@ inline constexpr char kWasActiveKey[] = "cluster/was_active";
 // (the API's). `db`, `local` and `gate` must outlive this object.
 class ClusterController {
  public:
-  // Called on the control thread each time the node starts serving, after the gate opened
-  // (first-boot provisioning, and later the subsystems that serve).
+  // Called each time the node starts serving, after the gate opened (first-boot
+  // provisioning, and later the subsystems that serve), on a thread of its own so that it
+  // may take seconds; two calls never overlap, and Stop() waits for the last one.
   using ServingHook = std::function<void()>;
 
   static Result<std::unique_ptr<ClusterController>> Start(const BootstrapConfig& config,

@@ -147,7 +147,7 @@ class NodeImpl : public Node {
     return Status::Ok();
   }
 
-  // On the cluster's control thread, each time this node starts serving.
+  // On the cluster controller's hook thread, each time this node starts serving.
   void OnServing() {
     if (Status s = ProvisionOnce(); !s.ok()) {
       PBX_LOG(kError, "node", "first-boot provisioning failed: {}", s.ToString());
