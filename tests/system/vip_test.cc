@@ -170,7 +170,9 @@ class VipSystemTest : public testing::Test {
     EXPECT_GE(reply_ms, 0) << "C never reached B; last reply '" << reply << "'\n" << b.Log();
     EXPECT_LT(reply_ms, 2000);
     EXPECT_GE(acquire_us, 0) << b.Log();
-    EXPECT_LT(acquire_us, 50000) << "Acquire() must not block the loop thread";
+    // Sending the burst inline would take 2 x 550 ms; the bound leaves room for a loaded
+    // machine (52 ms seen under ASan with a build running).
+    EXPECT_LT(acquire_us, 300000) << "Acquire() must not wait for the announcement burst";
 
     ASSERT_EQ(b.Signal(SIGTERM), 0) << b.Log();
     EXPECT_FALSE(Held(b_, cidr));
