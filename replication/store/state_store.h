@@ -129,7 +129,7 @@ class StateStore {
 };
 
 struct StoreOptions {
-  std::string dir;                    // the replicated DB; created if missing
+  std::string dir;  // the replicated DB; created if missing
   // WAL retention for a standby that was away: whichever of the two comes first (0: that
   // limit is off). The store flushes its memtables every wal_ttl_seconds, so that WAL
   // files are archived and age out (RocksDB counts the TTL from archival).
