@@ -4,13 +4,11 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <random>
-#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -111,7 +109,6 @@ class NodeImpl : public Node {
     fs::remove(run_dir_ / "ready.json", ec);
     fs::remove(run_dir_ / "admin.token", ec);
     if (cluster_) cluster_->Stop();
-    StopProvisioner();
     if (api_) api_->Stop();
     api_.reset();
     settings_sub_.Reset();
@@ -134,37 +131,11 @@ class NodeImpl : public Node {
     return Status::Ok();
   }
 
-  // On the cluster's control thread, each time this node starts serving. Provisioning
-  // hashes passwords (PBKDF2, slow by design, seconds under a sanitizer), so it runs on its
-  // own thread: the control thread must go on renewing the lease and sending heartbeats.
+  // On the cluster controller's hook thread, each time this node starts serving.
   void OnServing() {
-    std::lock_guard<std::mutex> lock(provision_mu_);
-    provision_wanted_ = true;
-    if (!provisioner_.joinable()) provisioner_ = std::thread([this] { ProvisionLoop(); });
-    provision_cv_.notify_one();
-  }
-
-  void ProvisionLoop() {
-    std::unique_lock<std::mutex> lock(provision_mu_);
-    while (true) {
-      provision_cv_.wait(lock, [this] { return provision_wanted_ || provision_stop_; });
-      if (provision_stop_) return;
-      provision_wanted_ = false;
-      lock.unlock();
-      if (Status s = ProvisionOnce(); !s.ok()) {
-        PBX_LOG(kError, "node", "first-boot provisioning failed: {}", s.ToString());
-      }
-      lock.lock();
+    if (Status s = ProvisionOnce(); !s.ok()) {
+      PBX_LOG(kError, "node", "first-boot provisioning failed: {}", s.ToString());
     }
-  }
-
-  void StopProvisioner() {
-    {
-      std::lock_guard<std::mutex> lock(provision_mu_);
-      provision_stop_ = true;
-    }
-    provision_cv_.notify_one();
-    if (provisioner_.joinable()) provisioner_.join();
   }
 
   void WriteAdminToken() {
@@ -275,11 +246,6 @@ class NodeImpl : public Node {
   std::unique_ptr<admin::ApiServer> api_;
   store::Subscription settings_sub_;
   std::mutex token_mu_;
-  std::mutex provision_mu_;  // guards the three below and the start of provisioner_
-  std::condition_variable provision_cv_;
-  bool provision_wanted_ = false;
-  bool provision_stop_ = false;
-  std::thread provisioner_;  // started at the first OnServing
   bool stopped_ = false;
 };
 
