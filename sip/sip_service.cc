@@ -24,7 +24,7 @@ class SipServiceImpl : public SipService {
     so.tls_dir = o.tls_dir;
     PBX_ASSIGN_OR_RETURN(stack_, Stack::Start(so));
     writer_ = std::make_unique<StoreWriter>(store_);
-    registrar_ = std::make_unique<Registrar>(*stack_, store_, *writer_, serving_);
+    registrar_ = std::make_unique<Registrar>(*stack_, store_, *writer_, serving_, o.digest_sha256);
     Status s;
     stack_->Run([&] { s = registrar_->Init(); });
     return s;

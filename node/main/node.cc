@@ -213,8 +213,8 @@ class NodeImpl : public Node {
       std::ifstream key(tls_dir / "api-key.pem"), cert(cert_file_);
       std::string k((std::istreambuf_iterator<char>(key)), {});
       std::string c((std::istreambuf_iterator<char>(cert)), {});
-      PBX_TRY(WriteFileAtomically(sip_tls / "agent.pem", k + c, 0600));
-      PBX_TRY(WriteFileAtomically(sip_tls / "cafile.pem", c, 0644));
+      PBX_TRY(daemon::WriteFileAtomically((sip_tls / "agent.pem").string(), k + c, 0600));
+      PBX_TRY(daemon::WriteFileAtomically((sip_tls / "cafile.pem").string(), c, 0644));
     }
     sip::SipOptions o;
     o.listen = config_.sip_listen;
@@ -222,6 +222,7 @@ class NodeImpl : public Node {
     o.tcp_port = config_.sip_tcp_port;
     o.tls_port = config_.sip_tls_port;
     o.tls_dir = fs::absolute(sip_tls).string();
+    o.digest_sha256 = config_.sip_digest_sha256;
     if (config_.cluster && config_.cluster->vip) o.vip = config_.cluster->vip->address;
     PBX_ASSIGN_OR_RETURN(sip_, sip::SipService::Start(o, *gate_, [this] {
                            if (!gate_->is_open()) return false;

@@ -91,8 +91,12 @@ struct Registrar::Qualify {
 };
 
 Registrar::Registrar(Stack& stack, store::StateStore& store, StoreWriter& writer,
-                     std::function<bool()> serving)
-    : stack_(stack), store_(store), writer_(writer), serving_(std::move(serving)) {}
+                     std::function<bool()> serving, bool offer_sha256)
+    : stack_(stack),
+      store_(store),
+      writer_(writer),
+      serving_(std::move(serving)),
+      offer_sha256_(offer_sha256) {}
 
 Registrar::~Registrar() {
   Unsubscribe();
@@ -286,12 +290,18 @@ void Registrar::Challenge(nta_incoming_t* irq, bool stale, int64_t now) {
   ++counters_.challenges;
   std::string nonce = nonces_->Issue(settings_.sip_realm, now);
   // RFC 8760: the preferred algorithm first; both with qop=auth.
-  www_sha256_ = fmt::format("Digest realm=\"{}\", nonce=\"{}\", algorithm=SHA-256, qop=\"auth\"{}",
-                            settings_.sip_realm, nonce, stale ? ", stale=true" : "");
   www_md5_ = fmt::format("Digest realm=\"{}\", nonce=\"{}\", algorithm=MD5, qop=\"auth\"{}",
                          settings_.sip_realm, nonce, stale ? ", stale=true" : "");
-  nta_incoming_treply(irq, SIP_401_UNAUTHORIZED, SIPTAG_WWW_AUTHENTICATE_STR(www_sha256_.c_str()),
-                      SIPTAG_WWW_AUTHENTICATE_STR(www_md5_.c_str()), TAG_END());
+  if (!offer_sha256_) {
+    nta_incoming_treply(irq, SIP_401_UNAUTHORIZED, SIPTAG_WWW_AUTHENTICATE_STR(www_md5_.c_str()),
+                        TAG_END());
+  } else {
+    www_sha256_ =
+        fmt::format("Digest realm=\"{}\", nonce=\"{}\", algorithm=SHA-256, qop=\"auth\"{}",
+                    settings_.sip_realm, nonce, stale ? ", stale=true" : "");
+    nta_incoming_treply(irq, SIP_401_UNAUTHORIZED, SIPTAG_WWW_AUTHENTICATE_STR(www_sha256_.c_str()),
+                        SIPTAG_WWW_AUTHENTICATE_STR(www_md5_.c_str()), TAG_END());
+  }
   nta_incoming_destroy(irq);
 }
 

@@ -35,8 +35,9 @@ struct RegistrarCounters {
 class Registrar {
  public:
   // `serving`: whether this node answers and writes (the active of a pair). Thread-safe.
+  // `offer_sha256`: challenges offer SHA-256 before MD5; false: MD5 alone.
   Registrar(Stack& stack, store::StateStore& store, StoreWriter& writer,
-            std::function<bool()> serving);
+            std::function<bool()> serving, bool offer_sha256);
   ~Registrar();
   Registrar(const Registrar&) = delete;
   Registrar& operator=(const Registrar&) = delete;
@@ -94,6 +95,7 @@ class Registrar {
   store::StateStore& store_;
   StoreWriter& writer_;
   std::function<bool()> serving_;
+  bool offer_sha256_;
 
   store::SystemSettings settings_;
   std::unique_ptr<NonceAuthority> nonces_;
