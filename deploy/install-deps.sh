@@ -10,7 +10,7 @@ build_pkgs=(
   libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libfmt-dev libtomlplusplus-dev
   libnl-route-3-dev
 )
-test_pkgs=(libgtest-dev libgmock-dev clang-format)
+test_pkgs=(libgtest-dev libgmock-dev clang-format baresip-core)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${test_pkgs[@]}"); fi
