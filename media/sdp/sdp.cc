@@ -305,9 +305,13 @@ void MediaDescription::KeepFormats(std::span<const uint8_t> pts) {
            std::find(pts.begin(), pts.end(), pt) != pts.end();
   };
   std::vector<std::string> out;
-  for (uint8_t pt : pts) {
-    std::string s = std::to_string(pt);
-    if (std::find(formats.begin(), formats.end(), s) != formats.end()) out.push_back(s);
+  for (uint8_t want : pts) {
+    // By value: "000" on the m= line is PT 0.
+    auto it = std::find_if(formats.begin(), formats.end(), [&](const std::string& f) {
+      uint8_t pt;
+      return ParseNumber<uint8_t>(f, 0, 127, &pt) && pt == want;
+    });
+    if (it != formats.end()) out.push_back(*it);
   }
   formats = std::move(out);
   std::erase_if(lines, [&](const SdpLine& l) {
@@ -430,6 +434,7 @@ Status SessionDescription::Anchor(std::string_view address, std::span<const uint
     RewriteConnections(m.lines, c_value);
     if (m.port != 0) {
       m.port = ports[i];
+      m.port_count.reset();  // the relay anchors one RTP/RTCP pair a stream
       for (auto& l : m.lines) {
         if (l.type == 'a' && AttrName(l.value) == "rtcp") {
           l.value = fmt::format("rtcp:{}", ports[i] + 1);
