@@ -409,6 +409,9 @@ int main(int argc, char** argv) {
     if (!RunStep(o, n, &r)) return 1;
     double elapsed = r.seconds - kDrainMs / 1e3;
     double relay_pct = 100.0 * r.relay_cpu / elapsed;  // of one core
+    if (getenv("PBX_BENCH_DEBUG"))
+      fmt::print(stderr, "gen cpu {:.2f} s, relay cpu {:.2f} s, elapsed {:.2f} s\n", r.gen_cpu,
+                 r.relay_cpu, elapsed);
     bool valid = r.late_ms <= kMaxLateMs && r.send_errors == 0;
     fmt::print(
         "{:>6} {:>9.0f} {:>10} {:>9.4f} {:>8} {:>9.1f}% {:>9.4f}% {:>7.2f} {:>8.0f} {:>8.0f} "

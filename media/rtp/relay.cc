@@ -217,6 +217,9 @@ class Worker {
     } catch (const std::exception& e) {
       PBX_LOG(kError, "rtp", "media worker died: {}", e.what());
       abort();
+    } catch (...) {
+      PBX_LOG(kError, "rtp", "media worker died of an unknown exception");
+      abort();
     }
   }
 
