@@ -74,6 +74,13 @@ std::optional<Addr> MakeAddr(int family, std::string_view ip, uint16_t port) {
   return a;
 }
 
+bool IsUnspecified(const Addr& a) {
+  if (a.ss.ss_family == AF_INET) {
+    return reinterpret_cast<const sockaddr_in&>(a.ss).sin_addr.s_addr == htonl(INADDR_ANY);
+  }
+  return IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6&>(a.ss).sin6_addr);
+}
+
 // Where one socket's packets come from and where the other side's go to.
 struct Peer {
   Addr expected;  // from the SDP
@@ -193,6 +200,7 @@ class Worker {
   uint64_t packets() const { return packets_.load(std::memory_order_relaxed); }
   uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  int64_t last_ns() const { return last_ns_.load(std::memory_order_relaxed); }
 
  private:
   void Run() {
@@ -292,7 +300,11 @@ class Worker {
       Add(in.packets, sent);
       Add(in.bytes, relayed_bytes);
       Add(in.dropped, dropped);
-      if (sent > 0) in.last_ns.store(NowNs(), std::memory_order_relaxed);
+      if (sent > 0) {
+        int64_t now = NowNs();
+        in.last_ns.store(now, std::memory_order_relaxed);
+        last_ns_.store(now, std::memory_order_relaxed);
+      }
       Add(packets_, sent);
       Add(bytes_, relayed_bytes);
       Add(dropped_, dropped);
@@ -317,17 +329,21 @@ class Worker {
   std::array<sockaddr_storage, kBatch> from_;
 
   std::atomic<uint64_t> packets_{0}, bytes_{0}, dropped_{0};
+  std::atomic<int64_t> last_ns_{0};
 };
+
+// CLOCK_MONOTONIC is steady_clock's clock on Linux; 0 means "never".
+std::optional<std::chrono::steady_clock::time_point> TimePoint(int64_t ns) {
+  if (ns == 0) return std::nullopt;
+  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns));
+}
 
 LegCounters ReadCounters(const Leg& leg) {
   LegCounters c;
   c.packets = leg.packets.load(std::memory_order_relaxed);
   c.bytes = leg.bytes.load(std::memory_order_relaxed);
   c.dropped = leg.dropped.load(std::memory_order_relaxed);
-  int64_t ns = leg.last_ns.load(std::memory_order_relaxed);
-  if (ns != 0) {
-    c.last_packet = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns));
-  }
+  c.last_packet = TimePoint(leg.last_ns.load(std::memory_order_relaxed));
   return c;
 }
 
@@ -406,19 +422,23 @@ class RtpRelay::Impl {
       return Status::InvalidArgument(fmt::format("peer address '{}' is not an IPv{} literal", ip,
                                                  bind_.ss.ss_family == AF_INET ? 4 : 6));
     }
+    // 0.0.0.0 (an RFC 2543 hold) or ::: "send me nothing". Sending there would reach this
+    // host, so the side gets nothing until it sends from somewhere and is latched.
+    bool unspecified = IsUnspecified(*rtp);
     std::lock_guard<std::mutex> lock(mu_);
     auto it = calls_.find(id);
     if (it == calls_.end()) return NotFound(id);
     Call* c = it->second.get();
     // Waits, so that packets the worker reads after this returns go to the new address.
-    c->worker->PostAndWait([c, side, rtp = *rtp, rtcp = *rtcp] {
+    c->worker->PostAndWait([c, side, rtp = *rtp, rtcp = *rtcp, unspecified] {
       Leg& leg = c->legs[static_cast<int>(side)];
       const Addr* want[2] = {&rtp, &rtcp};
       for (int k = 0; k < 2; ++k) {
         Peer& p = leg.peer[k];
-        bool moved = !p.has_expected || !p.expected.Same(want[k]->ss, want[k]->len);
+        // Never set: expected.len is 0, so this is true.
+        bool moved = !p.expected.Same(want[k]->ss, want[k]->len);
         p.expected = *want[k];
-        p.has_expected = true;
+        p.has_expected = !unspecified;
         if (moved) p.is_latched = false;
       }
     });
@@ -449,11 +469,14 @@ class RtpRelay::Impl {
 
   RelayTotals Totals() const {
     RelayTotals t;
+    int64_t last = 0;
     for (const auto& w : workers_) {
       t.packets += w->packets();
       t.bytes += w->bytes();
       t.dropped += w->dropped();
+      last = std::max(last, w->last_ns());
     }
+    t.last_packet = TimePoint(last);
     std::lock_guard<std::mutex> lock(mu_);
     t.relays = calls_.size();
     return t;

@@ -53,6 +53,7 @@ struct RelayStats {
 };
 struct RelayTotals {
   uint64_t packets = 0, bytes = 0, dropped = 0;
+  std::optional<std::chrono::steady_clock::time_point> last_packet;
   size_t relays = 0;
 };
 
@@ -88,7 +89,9 @@ class RtpRelay {
 
   // Where `side`'s phone said (in its SDP) it receives RTP and RTCP; `rtcp_port` 0 means
   // rtp_port + 1. A changed address (a re-INVITE that moved the stream) also forgets what
-  // was latched for that side; the same address again keeps the latch. InvalidArgument if
+  // was latched for that side; the same address again keeps the latch. The unspecified
+  // address (0.0.0.0, RFC 2543 hold) means: send this side nothing until it sends (and so
+  // is latched) again. InvalidArgument if
   // `ip` is not an IP literal of the bind address's family; NotFound for an unknown id.
   Status SetPeer(RelayId id, Side side, std::string_view ip, uint16_t rtp_port,
                  uint16_t rtcp_port = 0);

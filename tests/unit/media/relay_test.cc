@@ -205,12 +205,33 @@ TEST(RelayTest, DropsAndCountsIntruders) {
 }
 
 TEST(RelayTest, DropsWhileTheOtherSideIsUnknown) {
-  auto relay = MakeRelay(Config(24400));
+  auto relay = MakeRelay(Config(24400, 50));
   auto ports = relay->Allocate();
   ASSERT_TRUE(ports.ok());
   Phone a;
   a.SendTo(ports->a_port, "nowhere to go");
   ASSERT_TRUE(test::WaitFor([&] { return relay->Stats(ports->id)->a.dropped == 1; }));
+}
+
+TEST(RelayTest, AnUnspecifiedAddressGetsNothingUntilItSends) {
+  auto relay = MakeRelay(Config(24450, 50));
+  auto ports = relay->Allocate();
+  ASSERT_TRUE(ports.ok());
+  Phone a, b;
+  // A holds the RFC 2543 way (c=0.0.0.0): B's packets must not go to 0.0.0.0 (= this host).
+  ASSERT_TRUE(relay->SetPeer(ports->id, Side::kA, "0.0.0.0", a.port()).ok());
+  ASSERT_TRUE(relay->SetPeer(ports->id, Side::kB, "127.0.0.1", b.port()).ok());
+  b.SendTo(ports->b_port, "on hold");
+  ASSERT_TRUE(test::WaitFor([&] { return relay->Stats(ports->id)->b.dropped == 1; }));
+  a.SendTo(ports->a_port, "back");  // A speaks again and is latched
+  EXPECT_EQ(b.Receive(), "back");
+  b.SendTo(ports->b_port, "welcome");
+  EXPECT_EQ(a.Receive(), "welcome");
+  // The same hold SDP again (a refreshing re-INVITE) keeps what A latched.
+  ASSERT_TRUE(relay->SetPeer(ports->id, Side::kA, "0.0.0.0", a.port()).ok());
+  b.SendTo(ports->b_port, "still here");
+  EXPECT_EQ(a.Receive(), "still here");
+  ASSERT_TRUE(test::WaitFor([&] { return relay->Totals().last_packet.has_value(); }));
 }
 
 TEST(RelayTest, ReleaseFreesThePorts) {
