@@ -1,15 +1,11 @@
 #include "media/rtp/call_media.h"
 
-#include <poll.h>
-#include <unistd.h>
-
 #include <string>
 
-#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
+
+#include "tests/unit/media/phone.h"
 
 namespace pbx::media {
 namespace {
@@ -26,36 +22,7 @@ std::unique_ptr<RtpRelay> MakeRelay(uint16_t first) {
   return r.ok() ? std::move(*r) : nullptr;
 }
 
-// A phone's RTP socket on 127.0.0.1 (kernel-chosen port).
-struct Phone {
-  Phone() {
-    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-    socklen_t len = sizeof(a);
-    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    port = ntohs(a.sin_port);
-  }
-  ~Phone() { close(fd); }
-  void SendTo(uint16_t to, const std::string& data) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(to);
-    sendto(fd, data.data(), data.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  }
-  std::string Receive() {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 5000) != 1) return "";
-    char buf[2048];
-    ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    return n < 0 ? "" : std::string(buf, n);
-  }
-  int fd = -1;
-  uint16_t port = 0;
-};
+using test::Phone;
 
 // A's INVITE: PCMU, PCMA, G.729 (not relayable), DTMF as 101, and a video stream.
 std::string OfferFromA(uint16_t port) {
@@ -82,7 +49,7 @@ TEST(CallMediaTest, OfferAndAnswerAnchorTheCallAndMediaFlows) {
   ASSERT_TRUE(call.ok()) << call.status().ToString();
   Phone a, b;
 
-  auto to_b = call->Offer(Side::kA, OfferFromA(a.port));
+  auto to_b = call->Offer(Side::kA, OfferFromA(a.port()));
   ASSERT_TRUE(to_b.ok()) << to_b.status().ToString();
   auto sent = SessionDescription::Parse(*to_b);
   ASSERT_TRUE(sent.ok());
@@ -91,7 +58,7 @@ TEST(CallMediaTest, OfferAndAnswerAnchorTheCallAndMediaFlows) {
   EXPECT_EQ(sent->media[0].formats, (std::vector<std::string>{"0", "8", "101"}));
   EXPECT_EQ(sent->media[1].port, 0);  // video is not relayed: refused
 
-  auto to_a = call->Answer(Side::kB, AnswerFromB(b.port));
+  auto to_a = call->Answer(Side::kB, AnswerFromB(b.port()));
   ASSERT_TRUE(to_a.ok()) << to_a.status().ToString();
   auto answered = SessionDescription::Parse(*to_a);
   ASSERT_TRUE(answered.ok());
@@ -115,7 +82,7 @@ TEST(CallMediaTest, RefusesBadInputAndChangesNothing) {
   ASSERT_TRUE(call.ok());
   Phone a, b;
   // An answer before any offer, garbage, and an offer with nothing relayable.
-  EXPECT_FALSE(call->Answer(Side::kB, AnswerFromB(b.port)).ok());
+  EXPECT_FALSE(call->Answer(Side::kB, AnswerFromB(b.port())).ok());
   EXPECT_FALSE(call->Offer(Side::kA, "not sdp").ok());
   std::string g729_only =
       "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -123,18 +90,18 @@ TEST(CallMediaTest, RefusesBadInputAndChangesNothing) {
   auto refused = call->Offer(Side::kA, g729_only);
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().ToString().find("no relayable audio codec"), std::string::npos);
-  std::string hostname = OfferFromA(a.port);
+  std::string hostname = OfferFromA(a.port());
   hostname.replace(hostname.find("c=IN IP4 127.0.0.1"), 18, "c=IN IP4 a.example");
   EXPECT_FALSE(call->Offer(Side::kA, hostname).ok());
   // None of that left an offer pending, and the offerer cannot answer itself.
-  EXPECT_FALSE(call->Answer(Side::kB, AnswerFromB(b.port)).ok());
-  ASSERT_TRUE(call->Offer(Side::kA, OfferFromA(a.port)).ok());
-  EXPECT_FALSE(call->Answer(Side::kA, AnswerFromB(b.port)).ok());
+  EXPECT_FALSE(call->Answer(Side::kB, AnswerFromB(b.port())).ok());
+  ASSERT_TRUE(call->Offer(Side::kA, OfferFromA(a.port())).ok());
+  EXPECT_FALSE(call->Answer(Side::kA, AnswerFromB(b.port())).ok());
   // An answer with no codec in common leaves the offer pending.
-  std::string g722 = AnswerFromB(b.port);
+  std::string g722 = AnswerFromB(b.port());
   g722.replace(g722.find("RTP/AVP 8 96"), 12, "RTP/AVP 9");
   EXPECT_FALSE(call->Answer(Side::kB, g722).ok());
-  EXPECT_TRUE(call->Answer(Side::kB, AnswerFromB(b.port)).ok());
+  EXPECT_TRUE(call->Answer(Side::kB, AnswerFromB(b.port())).ok());
 }
 
 TEST(CallMediaTest, AfterAFailoverTheSameSdpComesOutOnTheSamePorts) {
@@ -146,15 +113,15 @@ TEST(CallMediaTest, AfterAFailoverTheSameSdpComesOutOnTheSamePorts) {
     auto call = CallMedia::Create(*relay, "127.0.0.1");
     ASSERT_TRUE(call.ok());
     ports = call->ports();
-    to_b = *call->Offer(Side::kA, OfferFromA(a.port));
-    to_a = *call->Answer(Side::kB, AnswerFromB(b.port));
+    to_b = *call->Offer(Side::kA, OfferFromA(a.port()));
+    to_a = *call->Answer(Side::kB, AnswerFromB(b.port()));
   }  // the old active's relay is gone: its ports are free
   EXPECT_EQ(relay->Totals().relays, 0u);
 
   auto again = CallMedia::CreateAt(*relay, "127.0.0.1", ports.a_port, ports.b_port);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
-  EXPECT_EQ(*again->Offer(Side::kA, OfferFromA(a.port)), to_b);
-  EXPECT_EQ(*again->Answer(Side::kB, AnswerFromB(b.port)), to_a);
+  EXPECT_EQ(*again->Offer(Side::kA, OfferFromA(a.port())), to_b);
+  EXPECT_EQ(*again->Answer(Side::kB, AnswerFromB(b.port())), to_a);
   a.SendTo(ports.a_port, "still talking");
   EXPECT_EQ(b.Receive(), "still talking");
 
