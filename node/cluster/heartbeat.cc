@@ -22,6 +22,8 @@
 #include <nng/protocol/pair1/pair.h>
 
 #include "node/cluster/heartbeat.capnp.h"
+#include "node/cluster/nng_peer.h"
+#include "node/core/capnp_codec.h"
 #include "node/core/log.h"
 
 namespace pbx::cluster {
@@ -90,41 +92,8 @@ std::optional<Role> FromWire(wire::NodeRole role) {
   return std::nullopt;  // UNKNOWN, or an enumerant of a newer version
 }
 
-capnp::Text::Reader AsText(const std::string& s) {
-  // std::string keeps a NUL after size(), which is what Text::Reader requires.
-  return capnp::Text::Reader(s.c_str(), s.size());
-}
-
-std::string FromText(capnp::Text::Reader text) { return std::string(text.begin(), text.size()); }
-
-// Cap'n Proto's descriptions quote bytes of the input; they go to our log, so control
-// characters are masked and the length is bounded.
-std::string Printable(std::string_view text) {
-  std::string out(text.substr(0, 160));
-  for (char& c : out) {
-    if (c < 0x20 || c > 0x7e) c = '?';
-  }
-  return out;
-}
-
-// "10.0.0.2:51234" for a TCP peer, for logs about dropped heartbeats.
-std::string PeerOf(nng_msg* msg) {
-  nng_sockaddr sa;
-  if (nng_pipe_get_addr(nng_msg_get_pipe(msg), NNG_OPT_REMADDR, &sa) != 0) return "?";
-  char buf[INET6_ADDRSTRLEN] = {};
-  switch (sa.s_family) {
-    case NNG_AF_INET:
-      inet_ntop(AF_INET, &sa.s_in.sa_addr, buf, sizeof(buf));
-      return fmt::format("{}:{}", buf, ntohs(sa.s_in.sa_port));
-    case NNG_AF_INET6:
-      inet_ntop(AF_INET6, sa.s_in6.sa_addr, buf, sizeof(buf));
-      return fmt::format("[{}]:{}", buf, ntohs(sa.s_in6.sa_port));
-    case NNG_AF_IPC:
-      return "ipc";
-    default:
-      return "?";
-  }
-}
+using capnp_codec::AsText;
+using capnp_codec::FromText;
 
 }  // namespace
 
@@ -168,59 +137,36 @@ std::string EncodeHeartbeat(const HeartbeatMessage& m) {
   b.setSentAtNs(m.sent_at_ns);
   b.setEchoSentAtNs(m.echo_sent_at_ns);
   b.setEchoHeldNs(m.echo_held_ns);
-  kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
-  kj::ArrayPtr<const kj::byte> bytes = words.asBytes();
-  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+  return capnp_codec::ToBytes(message);
 }
 
 Result<HeartbeatMessage> DecodeHeartbeat(std::string_view bytes) {
-  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) {
-    return Status::Corruption(
-        fmt::format("heartbeat of {} bytes is not a whole number of words", bytes.size()));
-  }
-  if (bytes.size() > kMaxHeartbeatBytes) {
-    return Status::Corruption(fmt::format("heartbeat of {} bytes is too large", bytes.size()));
-  }
-  // FlatArrayMessageReader needs word alignment, which an NNG message body does not promise.
-  kj::Array<capnp::word> words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
-  std::memcpy(words.begin(), bytes.data(), bytes.size());
-  capnp::ReaderOptions options;
-  // An honest message is read once; the limit stops pointer loops that amplify small input.
-  options.traversalLimitInWords = words.size();
-  options.nestingLimit = 8;
-  // The decode boundary (STYLE.md §5): kj::Exception becomes Corruption here.
-  try {
-    capnp::FlatArrayMessageReader message(words.asPtr(), options);
-    if (message.getEnd() != words.end()) {
-      return Status::Corruption("trailing bytes after the heartbeat");
-    }
-    wire::Heartbeat::Reader r = message.getRoot<wire::Heartbeat>();
-    if (r.getVersion() == 0) return Status::Corruption("heartbeat without a version");
-    std::optional<Role> role = FromWire(r.getRole());
-    if (!role) {
-      return Status::Corruption(
-          fmt::format("heartbeat with unknown role {}", static_cast<int>(r.getRole())));
-    }
-    HeartbeatMessage m;
-    m.cluster_id = FromText(r.getClusterId());
-    m.node_name = FromText(r.getNodeName());
-    if (m.node_name.empty()) return Status::Corruption("heartbeat without a node name");
-    m.instance_id = r.getInstanceId();
-    m.info.role = *role;
-    m.info.epoch = r.getEpoch();
-    m.info.last_seq = r.getLastSeq();
-    m.info.degraded = r.getDegraded();
-    m.info.take_over_at_seq = r.getTakeOverAtSeq();
-    m.info.dead_after = milliseconds(r.getDeadAfterMs());
-    m.sent_at_ns = r.getSentAtNs();
-    m.echo_sent_at_ns = r.getEchoSentAtNs();
-    m.echo_held_ns = r.getEchoHeldNs();
-    return m;
-  } catch (const kj::Exception& e) {
-    return Status::Corruption(fmt::format(
-        "undecodable heartbeat: {}",
-        Printable(std::string_view(e.getDescription().begin(), e.getDescription().size()))));
-  }
+  capnp_codec::DecodeLimits limits;
+  limits.max_bytes = kMaxHeartbeatBytes;
+  return capnp_codec::Decode<wire::Heartbeat>(
+      "heartbeat", bytes, limits, [](wire::Heartbeat::Reader r) -> Result<HeartbeatMessage> {
+        if (r.getVersion() == 0) return Status::Corruption("heartbeat without a version");
+        std::optional<Role> role = FromWire(r.getRole());
+        if (!role) {
+          return Status::Corruption(
+              fmt::format("heartbeat with unknown role {}", static_cast<int>(r.getRole())));
+        }
+        HeartbeatMessage m;
+        m.cluster_id = FromText(r.getClusterId());
+        m.node_name = FromText(r.getNodeName());
+        if (m.node_name.empty()) return Status::Corruption("heartbeat without a node name");
+        m.instance_id = r.getInstanceId();
+        m.info.role = *role;
+        m.info.epoch = r.getEpoch();
+        m.info.last_seq = r.getLastSeq();
+        m.info.degraded = r.getDegraded();
+        m.info.take_over_at_seq = r.getTakeOverAtSeq();
+        m.info.dead_after = milliseconds(r.getDeadAfterMs());
+        m.sent_at_ns = r.getSentAtNs();
+        m.echo_sent_at_ns = r.getEchoSentAtNs();
+        m.echo_held_ns = r.getEchoHeldNs();
+        return m;
+      });
 }
 
 struct HeartbeatLink::Impl {

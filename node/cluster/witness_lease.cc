@@ -12,6 +12,7 @@
 #include <kj/exception.h>
 
 #include "node/cluster/witness.capnp.h"
+#include "node/core/capnp_codec.h"
 #include "node/core/log.h"
 
 namespace pbx::cluster {
@@ -54,59 +55,15 @@ std::string Validate(const LeaseRequest& request, milliseconds max_lease) {
   return {};
 }
 
-std::string ToBytes(capnp::MessageBuilder& message) {
-  kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
-  kj::ArrayPtr<const kj::byte> bytes = words.asBytes();
-  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
-}
+using capnp_codec::AsText;
+using capnp_codec::FromText;
+using capnp_codec::ToBytes;
 
-capnp::Text::Reader AsText(const std::string& s) {
-  // std::string keeps a NUL after size(), which is what Text::Reader requires.
-  return capnp::Text::Reader(s.c_str(), s.size());
-}
-
-std::string FromText(capnp::Text::Reader text) { return std::string(text.begin(), text.size()); }
-
-// Cap'n Proto's descriptions quote bytes of the input; they go to our log and back to the
-// peer, so control characters are masked and the length is bounded.
-std::string Printable(std::string_view text) {
-  std::string out(text.substr(0, 160));
-  for (char& c : out) {
-    if (c < 0x20 || c > 0x7e) c = '?';
-  }
-  return out;
-}
-
-// The decode boundary (STYLE.md §5): Cap'n Proto throws kj::Exception on malformed input;
-// it becomes Corruption here and goes no further. `read` copies fields out of the root.
 template <typename Root, typename Read>
 Status DecodeRoot(std::string_view bytes, Read&& read) {
-  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) {
-    return Status::Corruption(
-        fmt::format("witness message of {} bytes is not a whole number of words", bytes.size()));
-  }
-  if (bytes.size() > kMaxWitnessMessageBytes) {
-    return Status::Corruption(
-        fmt::format("witness message of {} bytes is too large", bytes.size()));
-  }
-  // FlatArrayMessageReader needs word alignment, which an NNG message body does not promise.
-  kj::Array<capnp::word> words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
-  std::memcpy(words.begin(), bytes.data(), bytes.size());
-  capnp::ReaderOptions options;
-  // An honest message is read once; the limit stops pointer loops that amplify small input.
-  options.traversalLimitInWords = words.size();
-  options.nestingLimit = 8;
-  try {
-    capnp::FlatArrayMessageReader message(words.asPtr(), options);
-    if (message.getEnd() != words.end()) {
-      return Status::Corruption("trailing bytes after the witness message");
-    }
-    return read(message.getRoot<Root>());
-  } catch (const kj::Exception& e) {
-    return Status::Corruption(fmt::format(
-        "undecodable witness message: {}",
-        Printable(std::string_view(e.getDescription().begin(), e.getDescription().size()))));
-  }
+  capnp_codec::DecodeLimits limits;
+  limits.max_bytes = kMaxWitnessMessageBytes;
+  return capnp_codec::Decode<Root>("witness message", bytes, limits, std::forward<Read>(read));
 }
 
 }  // namespace

@@ -1,13 +1,9 @@
 // pbx-witness: the split-brain tie-breaker of an active/standby pair. Grants a lease to one
 // node of a cluster at a time (DESIGN.md §4); runs on any third machine.
-#include <fcntl.h>
-#include <signal.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -16,32 +12,12 @@
 #include <fmt/format.h>
 
 #include "node/cluster/witness_server.h"
+#include "node/core/daemon.h"
 #include "node/core/log.h"
-
-namespace {
-
-namespace fs = std::filesystem;
-using pbx::Status;
-
-// Through a temporary file and a rename, so a reader never sees half a file.
-Status WriteFileAtomically(const fs::path& path, const std::string& content) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::Io(fmt::format("cannot write {}: {}", tmp.string(), strerror(errno)));
-  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
-  ok = ::fsync(fd) == 0 && ok;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Status::Io(fmt::format("cannot write {}: {}", path.string(), strerror(errno)));
-  }
-  return Status::Ok();
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   using namespace pbx;
+  namespace fs = std::filesystem;
   CLI::App app{"pbx-witness: grants a lease to one node of a PBX pair at a time"};
   std::string listen_url;
   std::string run_dir;
@@ -66,14 +42,7 @@ int main(int argc, char** argv) {
   }
   log::SetLevel(level);
 
-  // Block the stop signals before NNG starts its threads, so they all inherit the mask and
-  // only sigwait() below sees them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t stop_signals = daemon::BlockStopSignals();  // before NNG starts its threads
 
   cluster::WitnessServer::Options options;
   options.lease.max_lease = std::chrono::milliseconds(max_lease_ms);
@@ -89,17 +58,18 @@ int main(int argc, char** argv) {
     std::error_code ec;
     fs::create_directories(run_dir, ec);
     ready = fs::path(run_dir) / "witness.json";
-    Status s = WriteFileAtomically(
-        ready, fmt::format("{{\"pid\": {}, \"port\": {}}}\n", ::getpid(), server.port()));
+    Status s = daemon::WriteFileAtomically(
+        ready.string(), fmt::format("{{\"pid\": {}, \"port\": {}}}\n", ::getpid(), server.port()),
+        0644);
     if (!s.ok()) {
       PBX_LOG(kError, "witness", "{}", s.ToString());
       return 1;
     }
   }
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
-  PBX_LOG(kInfo, "witness", "{} received, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  // Not inside PBX_LOG, whose arguments are not evaluated below the log level.
+  const char* signal_name = daemon::WaitForStopSignal(stop_signals);
+  PBX_LOG(kInfo, "witness", "{} received, stopping", signal_name);
   server.Stop();
   if (!ready.empty()) {
     std::error_code ec;

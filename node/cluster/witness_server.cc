@@ -14,6 +14,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 
+#include "node/cluster/nng_peer.h"
 #include "node/core/log.h"
 
 namespace pbx::cluster {
@@ -31,25 +32,6 @@ uint64_t RandomBootId() {
   std::random_device rd;
   uint64_t id = (static_cast<uint64_t>(rd()) << 32) ^ rd();
   return id != 0 ? id : 1;  // 0 means "no lease" in LeaseRequest::held_boot_id
-}
-
-// "10.0.0.2:51234" for a TCP peer, for logs about bad requests.
-std::string PeerOf(nng_msg* msg) {
-  nng_sockaddr sa;
-  if (nng_pipe_get_addr(nng_msg_get_pipe(msg), NNG_OPT_REMADDR, &sa) != 0) return "?";
-  char buf[INET6_ADDRSTRLEN] = {};
-  switch (sa.s_family) {
-    case NNG_AF_INET:
-      inet_ntop(AF_INET, &sa.s_in.sa_addr, buf, sizeof(buf));
-      return fmt::format("{}:{}", buf, ntohs(sa.s_in.sa_port));
-    case NNG_AF_INET6:
-      inet_ntop(AF_INET6, sa.s_in6.sa_addr, buf, sizeof(buf));
-      return fmt::format("[{}]:{}", buf, ntohs(sa.s_in6.sa_port));
-    case NNG_AF_IPC:
-      return "ipc";
-    default:
-      return "?";
-  }
 }
 
 void LogEvent(const LeaseEvent& ev) {

@@ -196,8 +196,8 @@ Status Fill(const toml::table& root, const Reader& r, BootstrapConfig& c) {
 
   if (const toml::table* t = r.Table(root, "store", st)) {
     PBX_TRY(r.OnlyKeys(*t, "store", {"wal_ttl_seconds", "wal_size_limit_mb"}));
-    PBX_TRY(r.Int(*t, "wal_ttl_seconds", c.wal_ttl_seconds, 60, int64_t{30} * 24 * 3600));
-    PBX_TRY(r.Int(*t, "wal_size_limit_mb", c.wal_size_limit_mb, 16, 1 << 20));
+    PBX_TRY(r.Int(*t, "wal_ttl_seconds", c.wal_ttl_seconds, 1, int64_t{30} * 24 * 3600));
+    PBX_TRY(r.Int(*t, "wal_size_limit_mb", c.wal_size_limit_mb, 0, 1 << 20));
   }
   PBX_TRY(st);
 

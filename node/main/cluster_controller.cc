@@ -33,9 +33,8 @@ using cluster::RoleEvent;
 using cluster::RoleTime;
 using namespace std::chrono_literals;
 
-// LocalStore key: set while this node has served since its last full resync, so that its
-// WAL may hold writes the other node never saw; the shipper then sends it a checkpoint.
-constexpr char kWasActiveKey[] = "cluster/was_active";
+// A new replicated DB's seq: its first batch holds the column-family map (wal.h).
+constexpr uint64_t kFreshDbSeq = 1;
 // A follower within this many sequence numbers of the active counts as caught up.
 constexpr uint64_t kCaughtUpSeqs = 64;
 
@@ -117,6 +116,11 @@ class ClusterControllerImpl final : public ClusterController {
   ~ClusterControllerImpl() override { Stop(); }
 
   pbx::Status Init() {
+    // Writes made outside any epoch of a pair (the DB served a standalone node): the peer
+    // never saw them, so the first time this node follows it must take a checkpoint.
+    if (db_.LatestSeq() > kFreshDbSeq && LocalPosition().epoch == 0) {
+      MarkWasActive("the store has writes from outside the pair");
+    }
     cluster::HeartbeatLink::Options hb;
     hb.on_heartbeat = [this](const cluster::ReceivedHeartbeat& h) {
       Post(cluster::ToPeerHeartbeat(h), nullptr);
@@ -152,6 +156,7 @@ class ClusterControllerImpl final : public ClusterController {
     queue_cv_.notify_all();
     if (thread_.joinable()) thread_.join();
     gate_.Close("the node is shutting down");
+    if (hook_thread_.joinable()) hook_thread_.join();
     shipper_.reset();
     receiver_.reset();
     if (vip_) {
@@ -398,6 +403,9 @@ class ClusterControllerImpl final : public ClusterController {
         follow_ups_.push_back(cluster::ev::PingTargetResult{ping_ && ping_->Probe()});
         break;
       case Action::Kind::kBumpEpoch:
+        // Before the bump: a crash right after it leaves a DB that may hold writes of the
+        // new epoch, which must not be trusted when the node rejoins.
+        MarkWasActive("promoted");
         BumpEpoch(a.epoch);
         break;
       case Action::Kind::kAcquireVip:
@@ -431,11 +439,8 @@ class ClusterControllerImpl final : public ClusterController {
         break;
       }
       case Action::Kind::kStartServing:
-        if (Status s = local_.Put(kWasActiveKey, "1"); !s.ok()) {
-          PBX_LOG(kError, "cluster", "cannot record the active role: {}", s.ToString());
-        }
         gate_.Open();
-        if (on_serving_) on_serving_();
+        RunServingHook();
         break;
       case Action::Kind::kFence:
         gate_.Close(a.text);
@@ -451,6 +456,25 @@ class ClusterControllerImpl final : public ClusterController {
         rejected = a.text;
         break;
     }
+  }
+
+  // The hook runs on its own thread: first-boot provisioning hashes passwords, seconds on a
+  // loaded machine, and meanwhile the control thread must go on renewing the lease and
+  // sending heartbeats, or the node loses its license while it provisions.
+  void RunServingHook() {
+    if (!on_serving_) return;
+    if (hook_thread_.joinable()) hook_thread_.join();  // the previous promotion's, long done
+    hook_thread_ = std::thread([this] { on_serving_(); });
+  }
+
+  // Records, durably, that this DB may hold writes the peer never saw, so that it resyncs by
+  // checkpoint when it next follows. A node that cannot record it must not write.
+  void MarkWasActive(std::string_view why) {
+    if (local_.Get(kWasActiveKey).ok()) return;
+    Status s = local_.Put(kWasActiveKey, "1");
+    if (!s.ok()) PBX_LOG(kError, "cluster", "cannot record the active role: {}", s.ToString());
+    PBX_CHECK(s.ok());
+    PBX_LOG(kInfo, "cluster", "this store will resync by checkpoint when it follows: {}", why);
   }
 
   // Commits the new epoch before anything is served or shipped in it. The meta record is
@@ -534,6 +558,7 @@ class ClusterControllerImpl final : public ClusterController {
   std::deque<Pending> queue_;  // guarded by queue_mu_
   bool stopping_ = false;      // guarded by queue_mu_
   std::thread thread_;
+  std::thread hook_thread_;  // runs on_serving_; control thread only, then Stop()
 };
 
 }  // namespace

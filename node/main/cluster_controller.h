@@ -13,6 +13,12 @@
 
 namespace pbx::node {
 
+// LocalStore key: set (durably, before the epoch bump) when this node promotes, and when its
+// DB holds writes from before it joined the pair; cleared by a full resync. While it is set,
+// the node's WAL may hold writes the other node never saw, so the active sends it a
+// checkpoint instead of streaming.
+inline constexpr char kWasActiveKey[] = "cluster/was_active";
+
 // One node of a pair: runs the role machine (node/cluster/role.h) on its own control thread
 // and carries out what it decides: heartbeats, witness leases, the virtual IP, the log
 // shipper (active) or receiver (follower), the epoch, and whether the node's own writes
@@ -21,8 +27,9 @@ namespace pbx::node {
 // (the API's). `db`, `local` and `gate` must outlive this object.
 class ClusterController {
  public:
-  // Called on the control thread each time the node starts serving, after the gate opened
-  // (first-boot provisioning, and later the subsystems that serve).
+  // Called each time the node starts serving, after the gate opened (first-boot
+  // provisioning, and later the subsystems that serve), on a thread of its own so that it
+  // may take seconds; two calls never overlap, and Stop() waits for the last one.
   using ServingHook = std::function<void()>;
 
   static Result<std::unique_ptr<ClusterController>> Start(const BootstrapConfig& config,

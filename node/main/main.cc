@@ -1,11 +1,10 @@
 // pbxd: the PBX daemon. Parses flags, builds the node, waits for SIGINT/SIGTERM.
-#include <signal.h>
-
 #include <cstdio>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
+#include "node/core/daemon.h"
 #include "node/core/log.h"
 #include "node/main/bootstrap_config.h"
 #include "node/main/node.h"
@@ -41,23 +40,16 @@ int main(int argc, char** argv) {
   }
   log::SetLevel(level);
 
-  // Block the stop signals before any thread starts, so every thread inherits the mask and
-  // only sigwait() below sees them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t stop_signals = daemon::BlockStopSignals();  // before any thread starts
 
   Result<std::unique_ptr<node::Node>> node = node::Node::Start(*config);
   if (!node.ok()) {
     PBX_LOG(kError, "pbxd", "start-up failed: {}", node.status().ToString());
     return 1;
   }
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
-  PBX_LOG(kInfo, "pbxd", "{} received, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  // Not inside PBX_LOG, whose arguments are not evaluated below the log level.
+  const char* signal_name = daemon::WaitForStopSignal(stop_signals);
+  PBX_LOG(kInfo, "pbxd", "{} received, stopping", signal_name);
   (*node)->Stop();
   PBX_LOG(kInfo, "pbxd", "stopped");
   return 0;

@@ -1,6 +1,5 @@
 #include "node/main/node.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -18,6 +17,7 @@
 #include "node/admin/api_server.h"
 #include "node/admin/credentials.h"
 #include "node/admin/first_boot.h"
+#include "node/core/daemon.h"
 #include "node/core/log.h"
 #include "node/main/cluster_controller.h"
 #include "node/main/write_gate.h"
@@ -41,22 +41,6 @@ Status MakeDir(const fs::path& dir, fs::perms perms) {
   fs::create_directories(dir, ec);
   if (ec) return Status::Io(fmt::format("cannot create {}: {}", dir.string(), ec.message()));
   fs::permissions(dir, perms, ec);
-  return Status::Ok();
-}
-
-// Writes `content` to `path` through a temporary file and a rename, so a reader never sees
-// half a file, with the given mode.
-Status WriteFileAtomically(const fs::path& path, const std::string& content, mode_t mode) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return Status::Io(fmt::format("cannot write {}: {}", tmp.string(), strerror(errno)));
-  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
-  ok = ::fsync(fd) == 0 && ok;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Status::Io(fmt::format("cannot write {}: {}", path.string(), strerror(errno)));
-  }
   return Status::Ok();
 }
 
@@ -147,7 +131,7 @@ class NodeImpl : public Node {
     return Status::Ok();
   }
 
-  // On the cluster's control thread, each time this node starts serving.
+  // On the cluster controller's hook thread, each time this node starts serving.
   void OnServing() {
     if (Status s = ProvisionOnce(); !s.ok()) {
       PBX_LOG(kError, "node", "first-boot provisioning failed: {}", s.ToString());
@@ -158,7 +142,9 @@ class NodeImpl : public Node {
     Result<std::string> token = admin::MintTokenForUser(*state_, "admin", 30 * 24 * 3600);
     if (!token.ok()) return;  // not provisioned yet
     std::lock_guard<std::mutex> lock(token_mu_);
-    if (Status s = WriteFileAtomically(run_dir_ / "admin.token", *token + "\n", 0600); !s.ok()) {
+    if (Status s =
+            daemon::WriteFileAtomically((run_dir_ / "admin.token").string(), *token + "\n", 0600);
+        !s.ok()) {
       PBX_LOG(kWarn, "node", "{}", s.ToString());
     }
   }
@@ -242,7 +228,8 @@ class NodeImpl : public Node {
         {"api_url", fmt::format("https://{}:{}", host, api_->port())},
         {"api_cert", cert_file_.string()},
     };
-    PBX_TRY(WriteFileAtomically(run_dir_ / "ready.json", ready.dump(2) + "\n", 0644));
+    PBX_TRY(daemon::WriteFileAtomically((run_dir_ / "ready.json").string(), ready.dump(2) + "\n",
+                                        0644));
     PBX_LOG(kInfo, "node", "ready: node={} api={}", config_.node_name, api_->port());
     return Status::Ok();
   }

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
@@ -347,6 +348,7 @@ class RocksStateStore final : public ReplicatedDb {
         PBX_CHECK(decoded.ok());  // we built this batch a moment ago
         changes = std::move(decoded).value();
       }
+      MaybeRollWal();
       if (observer_) observer_(last);
       feed_.Deliver(changes);
     }
@@ -692,6 +694,24 @@ class RocksStateStore final : public ReplicatedDb {
     return Status::Ok();
   }
 
+  // RocksDB archives a WAL file, and starts its wal_ttl_seconds, only once every memtable
+  // holding part of it is flushed; a rarely written table would pin it until some 64 MB
+  // memtable fills. Flushing every wal_ttl_seconds makes the TTL what bounds how far back
+  // ReadWalSince reaches (a standby away longer gets a checkpoint). Does not wait for the
+  // flush. REQUIRES: commit_mu_ held.
+  void MaybeRollWal() {
+    if (options_.wal_ttl_seconds == 0) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_wal_roll_ < std::chrono::seconds(options_.wal_ttl_seconds)) return;
+    last_wal_roll_ = now;
+    std::shared_lock<DbMutex> db_lock(db_mu_);
+    rocksdb::FlushOptions flush;
+    flush.wait = false;
+    flush.allow_write_stall = true;
+    rocksdb::Status s = db_.db->Flush(flush, db_.handles);
+    if (!s.ok()) PBX_LOG(kWarn, "store", "rolling the WAL of {}: {}", options_.dir, s.ToString());
+  }
+
   // The ops of `data` (a batch starting at `first`) from seq `from` on, as a batch of its own.
   // REQUIRES: db_mu_ held.
   Result<WalBatch> Trim(const std::string& data, SeqNo first, SeqNo from) const {
@@ -730,6 +750,8 @@ class RocksStateStore final : public ReplicatedDb {
   };
   mutable std::mutex cursor_mu_;  // after db_mu_ in the lock order
   mutable WalCursor cursor_;      // guarded by cursor_mu_
+  std::chrono::steady_clock::time_point last_wal_roll_ =
+      std::chrono::steady_clock::now();  // guarded by commit_mu_
   mutable std::mutex hooks_mu_;
   std::shared_ptr<const ReplicationGate> gate_;  // guarded by hooks_mu_
   ChangeFeed feed_;

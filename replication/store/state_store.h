@@ -129,9 +129,12 @@ class StateStore {
 };
 
 struct StoreOptions {
-  std::string dir;                    // the replicated DB; created if missing
-  uint64_t wal_ttl_seconds = 3600;    // WAL retention for a standby that was away:
-  uint64_t wal_size_limit_mb = 1024;  //   whichever of the two comes first
+  std::string dir;  // the replicated DB; created if missing
+  // WAL retention for a standby that was away: whichever of the two comes first (0: that
+  // limit is off). The store flushes its memtables every wal_ttl_seconds, so that WAL
+  // files are archived and age out (RocksDB counts the TTL from archival).
+  uint64_t wal_ttl_seconds = 3600;
+  uint64_t wal_size_limit_mb = 1024;
 };
 
 // Opens (or creates) the replicated RocksDB state store.

@@ -9,7 +9,9 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -79,6 +81,13 @@ class PairTest : public testing::Test {
     return n;
   }
 
+  // Appends `toml` (whole sections) to `n`'s bootstrap file.
+  static void AppendConfig(const Node& n, const std::string& toml) {
+    std::ofstream(n.config, std::ios::app) << toml;
+  }
+
+  std::string DataDir(const Node& n) { return dir_.Sub(n.name + "/data"); }
+
   void Start(Node& n) {
     std::filesystem::remove(n.run_dir + "/ready.json");
     n.process = std::make_unique<test::Process>(
@@ -136,6 +145,32 @@ class PairTest : public testing::Test {
     if (!c) return false;
     httplib::Result r = c->Get("/api/v1/extensions/" + number);
     return r && r->status == 200;
+  }
+
+  // The extension numbers `n` holds, in order.
+  std::vector<std::string> Extensions(const Node& n) {
+    auto c = Client(n);
+    if (!c) return {};
+    httplib::Result r = c->Get("/api/v1/extensions");
+    if (!r || r->status != 200) return {};
+    json list = json::parse(r->body, nullptr, false);
+    if (list.is_object() && list.contains("extensions")) list = list["extensions"];
+    std::vector<std::string> out;
+    if (!list.is_array()) return out;
+    for (const json& e : list) out.push_back(e["number"].get<std::string>());
+    return out;
+  }
+
+  // Names of the WAL files of `n`'s replicated DB, live and archived.
+  std::set<std::string> WalFiles(const Node& n) {
+    std::set<std::string> out;
+    for (const char* sub : {"/state", "/state/archive"}) {
+      std::error_code ec;
+      for (const auto& e : std::filesystem::directory_iterator(DataDir(n) + sub, ec)) {
+        if (e.path().extension() == ".log") out.insert(e.path().filename());
+      }
+    }
+    return out;
   }
 
   uint64_t LastSeq(const Node& n) {
@@ -242,6 +277,82 @@ TEST_F(PairTest, SwitchoverHandsOverWithoutLosingAWrite) {
       },
       5s))
       << r.out << r.err;
+}
+
+// The standby is away while the active's WAL retention (1 s here) drops what it would need:
+// when it returns it must be resynced by a checkpoint, and hold exactly the active's data
+// by the time it reports standby.
+TEST_F(PairTest, StandbyAwayLongerThanWalRetentionResyncsByCheckpoint) {
+  Node& a = nodes_[0];
+  Node& b = nodes_[1];
+  for (const Node& n : nodes_)
+    AppendConfig(n, "[store]\nwal_ttl_seconds = 1\nwal_size_limit_mb = 0\n");
+  ASSERT_NO_FATAL_FAILURE(StartPair());
+  ASSERT_EQ(AddExtension(a, "2301"), 201);
+  ASSERT_TRUE(test::WaitFor([&] { return LastSeq(b) == LastSeq(a); }, 5s));
+
+  ASSERT_NE(b.process->Signal(SIGTERM), -1);
+  ASSERT_EQ(AddExtension(a, "2302"), 201);  // the first write b misses is in one of these
+  std::set<std::string> needed = WalFiles(a);
+  ASSERT_FALSE(needed.empty());
+  int next = 2400;
+  ASSERT_TRUE(test::WaitFor(
+      [&] {
+        EXPECT_EQ(AddExtension(a, std::to_string(next++)), 201);
+        std::set<std::string> now = WalFiles(a);
+        for (const std::string& f : needed) {
+          if (now.count(f)) return false;
+        }
+        return true;
+      },
+      20s))
+      << "the active kept its WAL files";
+
+  ASSERT_NO_FATAL_FAILURE(Start(b));
+  ASSERT_TRUE(WaitRole(b, "standby")) << b.process->Log();
+  // No write happened since: the first "standby" must already hold everything.
+  EXPECT_EQ(LastSeq(b), LastSeq(a));
+  std::vector<std::string> on_a = Extensions(a);
+  EXPECT_EQ(Extensions(b), on_a);
+  EXPECT_GT(on_a.size(), 3u);
+  EXPECT_NE(a.process->Log().find("sending a checkpoint to standby pbx-b: WAL no longer reaches"),
+            std::string::npos)
+      << a.process->Log();
+  EXPECT_NE(b.process->Log().find("full resync installed"), std::string::npos);
+}
+
+// A store that served a single node holds writes no peer ever saw: when that node joins a
+// pair as follower it must take a checkpoint, not stream on top of its own history.
+TEST_F(PairTest, StoreUsedStandaloneResyncsWhenItJoinsAPair) {
+  Node& a = nodes_[0];
+  Node& b = nodes_[1];
+  std::string single = dir_.Sub("single.toml");
+  std::ofstream(single) << "[node]\nname = \"pbx-b\"\n"
+                        << "data_dir = \"" << DataDir(b) << "\"\n"
+                        << "run_dir = \"" << b.run_dir << "\"\n"
+                        << "[api]\nport = 0\n[demo]\nextensions = true\n";
+  b.process = std::make_unique<test::Process>(
+      std::vector<std::string>{PBXD_PATH, "--config", single}, dir_.Sub("single.log"));
+  ASSERT_TRUE(test::WaitFor([&] { return Role(b) == "standalone"; }, 20s)) << b.process->Log();
+  ASSERT_EQ(AddExtension(b, "2501"), 201);
+  uint64_t standalone_seq = LastSeq(b);
+  ASSERT_NE(b.process->Signal(SIGTERM), -1);
+
+  ASSERT_NO_FATAL_FAILURE(Start(a));
+  ASSERT_TRUE(WaitRole(a, "active")) << a.process->Log();
+  // The active gets ahead, so that streaming from b's seq would look possible.
+  for (int n = 2502; LastSeq(a) <= standalone_seq + 5 && n < 2540; ++n) {
+    ASSERT_EQ(AddExtension(a, std::to_string(n)), 201);
+  }
+  ASSERT_NO_FATAL_FAILURE(Start(b));
+  ASSERT_TRUE(WaitRole(b, "standby")) << b.process->Log();
+  EXPECT_NE(a.process->Log().find("sending a checkpoint to standby pbx-b: it was active"),
+            std::string::npos)
+      << a.process->Log();
+  EXPECT_FALSE(HasExtension(b, "2501")) << "the standalone write survived on the standby";
+  EXPECT_TRUE(HasExtension(b, "2502"));
+  EXPECT_EQ(Extensions(b), Extensions(a));
+  EXPECT_TRUE(test::WaitFor([&] { return LastSeq(b) == LastSeq(a); }, 5s));
 }
 
 }  // namespace

@@ -11,9 +11,7 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
-#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <regex>
@@ -24,6 +22,7 @@
 #include <sys/types.h>
 
 #include "tests/support/process.h"
+#include "tests/system/netns.h"
 
 namespace pbx {
 namespace {
@@ -40,12 +39,6 @@ constexpr char kVip4[] = "10.213.0.100";
 constexpr char kVip6[] = "fd00:213::100";
 constexpr char kPort[] = "5060";
 constexpr char kNsPrefix[] = "pbxt";
-
-std::string Join(const std::vector<std::string>& argv) {
-  std::string s;
-  for (const auto& a : argv) s += (s.empty() ? "" : " ") + a;
-  return s;
-}
 
 std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
@@ -73,84 +66,22 @@ long long Field(const std::string& text, const std::string& key) {
   return std::stoll(m[1]);
 }
 
-// A network namespace that is deleted with this object.
-class Netns {
- public:
-  explicit Netns(std::string name) : name_(std::move(name)) {}
-  ~Netns() { test::Run({"ip", "netns", "del", name_}, seconds(10)); }
-  Netns(const Netns&) = delete;
-  Netns& operator=(const Netns&) = delete;
-  const std::string& name() const { return name_; }
-
- private:
-  std::string name_;
-};
-
-// Namespaces of earlier runs whose process is gone (a crash skips the destructors).
-void RemoveStaleNamespaces() {
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator("/var/run/netns", ec)) {
-    std::string name = entry.path().filename();
-    std::smatch m;
-    if (!std::regex_match(name, m, std::regex(std::string(kNsPrefix) + "([0-9]+)_[a-z]+"))) {
-      continue;
-    }
-    pid_t pid = static_cast<pid_t>(std::stol(m[1]));
-    if (kill(pid, 0) < 0 && errno == ESRCH) test::Run({"ip", "netns", "del", name}, seconds(10));
-  }
-}
-
 class VipSystemTest : public testing::Test {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) {
-      GTEST_SKIP() << "needs root: the test creates network namespaces (ip netns add)";
-    }
-    RemoveStaleNamespaces();
-    std::string prefix = kNsPrefix + std::to_string(getpid()) + "_";
-    for (const char* role : {"sw", "a", "b", "c"}) {
-      std::string name = prefix + role;
-      test::CommandResult r = test::Run({"ip", "netns", "add", name}, seconds(10));
-      if (r.exit_code != 0) {
-        GTEST_SKIP() << "cannot create network namespace " << name << " (`ip netns add` exited "
-                     << r.exit_code << "): " << r.err;
-      }
-      netns_.push_back(std::make_unique<Netns>(name));
-    }
-    sw_ = prefix + "sw";
-    a_ = prefix + "a";
-    b_ = prefix + "b";
-    c_ = prefix + "c";
-
-    std::vector<std::vector<std::string>> cmds = {
-        {"ip", "-n", sw_, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"},
-        {"ip", "-n", sw_, "link", "set", "br0", "up"},
-    };
-    struct Node {
-      std::string ns, port, mac, v4, v6;
-    };
-    for (const Node& n : {Node{a_, "a1", kMacA, "10.213.0.1/24", "fd00:213::1/64"},
-                          Node{b_, "b1", kMacB, "10.213.0.2/24", "fd00:213::2/64"},
-                          Node{c_, "c1", "02:13:00:00:00:0c", "10.213.0.3/24", "fd00:213::3/64"}}) {
-      // Both ends are created inside namespaces: no name or address ever touches the host's.
-      cmds.push_back({"ip", "link", "add", kIface, "netns", n.ns, "address", n.mac, "type", "veth",
-                      "peer", "name", n.port, "netns", sw_});
-      cmds.push_back({"ip", "-n", sw_, "link", "set", n.port, "master", "br0", "up"});
-      cmds.push_back({"ip", "-n", n.ns, "link", "set", "lo", "up"});
-      cmds.push_back({"ip", "-n", n.ns, "addr", "add", n.v4, "dev", kIface});
-      cmds.push_back({"ip", "-n", n.ns, "addr", "add", n.v6, "dev", kIface, "nodad"});
-      cmds.push_back({"ip", "-n", n.ns, "link", "set", kIface, "up"});
-    }
-    for (const auto& c : cmds) {
-      test::CommandResult r = test::Run(c, seconds(10));
-      ASSERT_EQ(r.exit_code, 0) << Join(c) << ": " << r.err;
-    }
+    std::string why;
+    if (!lab_.Create(&why)) GTEST_SKIP() << why;
+    a_ = lab_.ns("a");
+    b_ = lab_.ns("b");
+    c_ = lab_.ns("c");
+    ASSERT_EQ(lab_.AddHost("a", kMacA, {"10.213.0.1/24", "fd00:213::1/64"}), "");
+    ASSERT_EQ(lab_.AddHost("b", kMacB, {"10.213.0.2/24", "fd00:213::2/64"}), "");
+    ASSERT_EQ(lab_.AddHost("c", "02:13:00:00:00:0c", {"10.213.0.3/24", "fd00:213::3/64"}), "");
   }
 
   void TearDown() override {
     // Processes first (SIGTERM, then SIGKILL), then the namespaces they run in.
     procs_.clear();
-    netns_.clear();
   }
 
   // Runs `argv` inside namespace `ns` to completion.
@@ -239,16 +170,18 @@ class VipSystemTest : public testing::Test {
     EXPECT_GE(reply_ms, 0) << "C never reached B; last reply '" << reply << "'\n" << b.Log();
     EXPECT_LT(reply_ms, 2000);
     EXPECT_GE(acquire_us, 0) << b.Log();
-    EXPECT_LT(acquire_us, 50000) << "Acquire() must not block the loop thread";
+    // Sending the burst inline would take 2 x 550 ms; the bound leaves room for a loaded
+    // machine (52 ms seen under ASan with a build running).
+    EXPECT_LT(acquire_us, 300000) << "Acquire() must not wait for the announcement burst";
 
     ASSERT_EQ(b.Signal(SIGTERM), 0) << b.Log();
     EXPECT_FALSE(Held(b_, cidr));
   }
 
   test::TempDir dir_;
-  std::vector<std::unique_ptr<Netns>> netns_;
-  std::vector<std::unique_ptr<test::Process>> procs_;  // destroyed before netns_
-  std::string sw_, a_, b_, c_;
+  test::NetLab lab_{kNsPrefix};
+  std::vector<std::unique_ptr<test::Process>> procs_;  // destroyed before lab_
+  std::string a_, b_, c_;
 };
 
 TEST_F(VipSystemTest, Ipv4FailoverGratuitousArpMovesClientToNewHolder) {

@@ -116,8 +116,8 @@ TEST(BootstrapConfigTest, ReportsTheLineOfEachProblem) {
       {"[sip]\n[sip]\n",
        "pbx.toml:2: Error while parsing table header: cannot redefine existing table 'sip'"},
       {"node = 3\n", "pbx.toml:1: 'node' must be a table"},
-      {"[store]\nwal_ttl_seconds = 1\n",
-       "pbx.toml:2: 'wal_ttl_seconds' must be between 60 and 2592000, not 1"},
+      {"[store]\nwal_ttl_seconds = 0\n",
+       "pbx.toml:2: 'wal_ttl_seconds' must be between 1 and 2592000, not 0"},
       {"[nodes]\n", "pbx.toml:1: unknown key 'nodes' in [top level]"},
   };
   for (const Case& c : cases) {

@@ -1,0 +1,137 @@
+// ClusterController's record of "this DB may hold writes the peer never saw" (kWasActiveKey):
+// with real stores on a temp dir, a real WitnessServer on loopback and no peer.
+#include "node/main/cluster_controller.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+
+#include <gtest/gtest.h>
+
+#include "node/cluster/witness_server.h"
+#include "node/main/write_gate.h"
+#include "replication/store/repos.h"
+#include "replication/store/wal.h"
+#include "tests/support/process.h"
+
+namespace pbx::node {
+namespace {
+
+using namespace std::chrono_literals;
+
+class ClusterControllerTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    // One block of ports per test process (ctest runs each test in its own process).
+    base_ = 24000 + (getpid() % 500) * 8;
+    store::StoreOptions opts;
+    opts.dir = dir_.Sub("state");
+    Result<std::unique_ptr<store::ReplicatedDb>> db = store::OpenReplicatedDb(opts);
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    db_ = std::move(*db);
+    Result<std::unique_ptr<store::LocalStore>> local = store::OpenLocalStore(dir_.Sub("local"));
+    ASSERT_TRUE(local.ok()) << local.status().ToString();
+    local_ = std::move(*local);
+    gate_ = std::make_unique<WriteGate>(*db_);
+  }
+
+  void TearDown() override {
+    if (controller_) controller_->Stop();
+  }
+
+  // A node whose peer never answers; `witness_port` 0: a witness address nobody listens on,
+  // so the node never gets the right to promote.
+  BootstrapConfig Config(int witness_port) const {
+    BootstrapConfig c;
+    c.node_name = "pbx-a";
+    BootstrapConfig::Cluster cl;
+    cl.name = "unit";
+    cl.listen = Endpoint{"127.0.0.1", static_cast<uint16_t>(base_)};
+    cl.peer = Endpoint{"127.0.0.1", static_cast<uint16_t>(base_ + 2)};
+    cl.witness =
+        Endpoint{"127.0.0.1", static_cast<uint16_t>(witness_port ? witness_port : base_ + 4)};
+    cl.hb_interval_ms = 20;
+    cl.hb_dead = 5;
+    c.cluster = cl;
+    return c;
+  }
+
+  void StartController(int witness_port) {
+    Result<std::unique_ptr<ClusterController>> c =
+        ClusterController::Start(Config(witness_port), *db_, *local_, *gate_, nullptr);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    controller_ = std::move(*c);
+  }
+
+  bool WasActive() const { return local_->Get(kWasActiveKey).ok(); }
+
+  // Commits a meta record of `epoch` and one extension, as a node of that epoch would have.
+  void WriteAsOf(uint64_t epoch) {
+    store::WriteSet writes;
+    store::ClusterMeta meta;
+    meta.cluster_id = "c0ffee";
+    meta.epoch = epoch;
+    store::MetaRepo(*db_).Put(meta, writes);
+    store::Extension ext;
+    ext.number = "2001";
+    ext.name = "Front desk";
+    store::ExtensionRepo(*db_).Put(ext, /*create=*/true, writes);
+    ASSERT_TRUE(db_->Commit(writes, store::Durability::kReplicated).ok());
+  }
+
+  test::TempDir dir_;
+  int base_ = 0;
+  std::unique_ptr<store::ReplicatedDb> db_;
+  std::unique_ptr<store::LocalStore> local_;
+  std::unique_ptr<WriteGate> gate_;
+  std::unique_ptr<ClusterController> controller_;  // stopped before the stores go
+};
+
+// A crash right after the epoch commit must leave a node that knows it was active: the flag
+// is durable before the new epoch is.
+TEST_F(ClusterControllerTest, PromotionRecordsWasActiveBeforeTheEpochCommit) {
+  cluster::WitnessServer::Options wo;
+  wo.lease.startup_hold = 0ms;
+  cluster::WitnessServer witness(wo);
+  ASSERT_TRUE(witness.Start("tcp://127.0.0.1:0").ok());
+
+  std::atomic<int> epoch_commits{0};
+  std::atomic<int> without_flag{0};
+  // Runs on the committing thread, after the commit and before Commit returns.
+  store::Subscription sub = db_->Subscribe(store::Table::kMeta, "", [&](const store::Change&) {
+    ++epoch_commits;
+    if (!WasActive()) ++without_flag;
+  });
+  ASSERT_FALSE(WasActive());
+  ASSERT_NO_FATAL_FAILURE(StartController(witness.port()));
+  ASSERT_TRUE(test::WaitFor([&] { return controller_->role() == "active"; }, 10s))
+      << controller_->role() << ": " << controller_->role_reason();
+  EXPECT_EQ(epoch_commits.load(), 1);
+  EXPECT_EQ(without_flag.load(), 0) << "the epoch was committed before was_active";
+  EXPECT_TRUE(WasActive());
+}
+
+// A DB that served a standalone node (writes, no epoch) has writes no peer saw.
+TEST_F(ClusterControllerTest, StoreUsedStandaloneCountsAsWasActive) {
+  ASSERT_NO_FATAL_FAILURE(WriteAsOf(0));
+  ASSERT_NO_FATAL_FAILURE(StartController(0));
+  EXPECT_TRUE(WasActive());
+  EXPECT_NE(controller_->role(), "active");
+}
+
+TEST_F(ClusterControllerTest, FreshStoreAndFollowerStoreDoNotCountAsWasActive) {
+  ASSERT_NO_FATAL_FAILURE(StartController(0));
+  EXPECT_FALSE(WasActive()) << "a new DB holds nothing but the column-family map";
+  controller_->Stop();
+  controller_.reset();
+
+  // What a follower holds: the pair's history, epoch 3.
+  ASSERT_NO_FATAL_FAILURE(WriteAsOf(3));
+  ASSERT_NO_FATAL_FAILURE(StartController(0));
+  EXPECT_FALSE(WasActive());
+}
+
+}  // namespace
+}  // namespace pbx::node
