@@ -6,14 +6,19 @@
 //   resync   - checkpoint resync speed of a fresh standby, records/s;
 //   walread  - cost of one ReadWalSince at the tail of a growing WAL: with a new RocksDB
 //              iterator each time, and continuing the previous call (the shipper's way).
-// Usage: pbx_replication_bench [--quick] [commits|lag|resync|walread ...]
+// Usage: pbx_replication_bench [--quick] [--standby-sync-ms N] [commits|lag|resync|walread ...]
+//   --standby-sync-ms N: the standby's background WAL sync interval (ReceiverOptions::
+//   sync_interval; default its default). A huge N leaves the standby's fsyncs out, to tell
+//   their share of the lag tail.
 // Each run prints one line per figure; bench/RESULTS.md records them with the command.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,6 +39,7 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 bool g_quick = false;
+std::optional<std::chrono::milliseconds> g_standby_sync;
 
 struct Dir {
   Dir() {
@@ -83,6 +89,7 @@ std::unique_ptr<ship::LogReceiver> StartReceiver(store::ReplicatedDb& db, const 
   o.cluster_id = "bench";
   o.node_name = "b";
   o.was_active_fn = [was_active] { return was_active; };
+  if (g_standby_sync) o.sync_interval = *g_standby_sync;
   auto r = ship::LogReceiver::Start(db, o);
   PBX_CHECK(r.ok());
   return std::move(*r);
@@ -278,10 +285,14 @@ int main(int argc, char** argv) {
     std::string a = argv[i];
     if (a == "--quick") {
       pbx::g_quick = true;
+    } else if (a == "--standby-sync-ms" && i + 1 < argc) {
+      pbx::g_standby_sync = std::chrono::milliseconds(std::atoll(argv[++i]));
     } else if (a == "commits" || a == "lag" || a == "resync" || a == "walread") {
       which.push_back(a);
     } else {
-      std::fprintf(stderr, "usage: %s [--quick] [commits|lag|resync|walread ...]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--quick] [--standby-sync-ms N] [commits|lag|resync|walread ...]\n",
+                   argv[0]);
       return 2;
     }
   }
