@@ -3,15 +3,22 @@
 //              standby attached, each as a ratio to the same DB with no shipper at all;
 //   lag      - replication lag p50/p99 (commit returned -> applied on the standby) at a
 //              steady offered rate;
-//   resync   - checkpoint resync speed of a fresh standby, records/s.
-// Usage: pbx_replication_bench [--quick] [commits|lag|resync ...]
+//   resync   - checkpoint resync speed of a fresh standby, records/s;
+//   walread  - cost of one ReadWalSince at the tail of a growing WAL: with a new RocksDB
+//              iterator each time, and continuing the previous call (the shipper's way).
+// Usage: pbx_replication_bench [--quick] [--standby-sync-ms N] [commits|lag|resync|walread ...]
+//   --standby-sync-ms N: the standby's background WAL sync interval (ReceiverOptions::
+//   sync_interval; default its default). A huge N leaves the standby's fsyncs out, to tell
+//   their share of the lag tail.
 // Each run prints one line per figure; bench/RESULTS.md records them with the command.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,6 +39,7 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 bool g_quick = false;
+std::optional<std::chrono::milliseconds> g_standby_sync;
 
 struct Dir {
   Dir() {
@@ -41,6 +49,18 @@ struct Dir {
   ~Dir() { fs::remove_all(path); }
   std::string path;
 };
+
+// Polls `done` every millisecond until it holds (true) or `limit` passes (false). Every wait
+// in this file is bounded, so a stuck run fails with a CHECK naming the line.
+template <typename F>
+bool WaitUntil(F done, std::chrono::milliseconds limit) {
+  const auto deadline = Clock::now() + limit;
+  while (!done()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
 
 std::unique_ptr<store::ReplicatedDb> Open(const std::string& dir) {
   store::StoreOptions o;
@@ -69,6 +89,7 @@ std::unique_ptr<ship::LogReceiver> StartReceiver(store::ReplicatedDb& db, const 
   o.cluster_id = "bench";
   o.node_name = "b";
   o.was_active_fn = [was_active] { return was_active; };
+  if (g_standby_sync) o.sync_interval = *g_standby_sync;
   auto r = ship::LogReceiver::Start(db, o);
   PBX_CHECK(r.ok());
   return std::move(*r);
@@ -82,9 +103,7 @@ struct Pair {
     standby = Open(dir.path + "/b");
     shipper = StartShipper(*active);
     receiver = StartReceiver(*standby, shipper->url(), false);
-    auto deadline = Clock::now() + 10s;
-    while (shipper->status().degraded && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
-    PBX_CHECK(!shipper->status().degraded);
+    PBX_CHECK(WaitUntil([&] { return !shipper->status().degraded; }, 30s));
   }
   ~Pair() {
     receiver.reset();
@@ -175,11 +194,12 @@ void Lag() {
     }
     PBX_CHECK(p.active->Commit(Registration(0, i), store::Durability::kAsync).ok());
   }
-  auto deadline = Clock::now() + 10s;
-  while (Clock::now() < deadline) {
-    std::lock_guard<std::mutex> lock(mu);
-    if (lag_us.size() >= static_cast<size_t>(total)) break;
-  }
+  PBX_CHECK(WaitUntil(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return lag_us.size() >= static_cast<size_t>(total);
+      },
+      30s));
   std::lock_guard<std::mutex> lock(mu);
   std::sort(lag_us.begin(), lag_us.end());
   auto pct = [&](double q) { return lag_us[static_cast<size_t>(q * (lag_us.size() - 1))]; };
@@ -190,7 +210,7 @@ void Lag() {
 }
 
 void Resync() {
-  const int records = g_quick ? 20000 : 300000;
+  const int records = g_quick ? 5000 : 300000;
   Dir dir;
   auto active = Open(dir.path + "/a");
   for (int i = 0; i < records;) {
@@ -205,13 +225,52 @@ void Resync() {
   auto start = Clock::now();
   auto receiver = StartReceiver(*standby, shipper->url(), /*was_active=*/true);
   store::SeqNo target = active->LatestSeq();
-  while (standby->LatestSeq() < target) std::this_thread::sleep_for(1ms);
+  PBX_CHECK(WaitUntil([&] { return standby->LatestSeq() >= target; }, 120s));
   double secs = std::chrono::duration<double>(Clock::now() - start).count();
-  PBX_CHECK(receiver->status().checkpoints_installed >= 1);
+  // The receiver counts the install a moment after the DB shows it: wait for the count
+  // too (checking it at once aborted the --quick smoke run now and then).
+  PBX_CHECK(WaitUntil([&] { return receiver->status().checkpoints_installed >= 1; }, 10s));
   std::printf("checkpoint resync of %d records (%.0f MB of values): %.2f s = %.0f records/s\n",
               records, records * 200 / 1e6, secs, records / secs);
   receiver.reset();
   shipper.reset();
+}
+
+void WalRead() {
+  Dir dir;
+  auto db = Open(dir.path + "/a");
+  int written = 0;
+  const int rounds = 50;
+  std::printf("%-16s %14s %14s\n", "commits in WAL", "new iter us", "continued us");
+  const std::vector<int> sizes =
+      g_quick ? std::vector<int>{500, 2000} : std::vector<int>{1000, 10000, 100000};
+  for (int size : sizes) {
+    for (; written < size; ++written) {
+      PBX_CHECK(db->Commit(Registration(0, written), store::Durability::kAsync).ok());
+    }
+    // New iterator: the same `from` again, which the store cannot continue from.
+    std::vector<double> fresh, continued;
+    const store::SeqNo latest = db->LatestSeq();
+    for (int i = 0; i < rounds; ++i) {
+      auto t0 = Clock::now();
+      PBX_CHECK(db->ReadWalSince(latest, 1 << 20).ok());
+      fresh.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    }
+    // Continued: one commit, then a read from where the last one ended.
+    store::SeqNo next = latest + 1;
+    for (int i = 0; i < rounds; ++i) {
+      PBX_CHECK(db->Commit(Registration(1, i), store::Durability::kAsync).ok());
+      auto t0 = Clock::now();
+      Result<std::vector<store::WalBatch>> r = db->ReadWalSince(next, 1 << 20);
+      continued.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+      PBX_CHECK(r.ok() && !r->empty() && r->front().first_seq == next);
+      next = r->back().first_seq + r->back().count;
+    }
+    written += rounds;
+    std::sort(fresh.begin(), fresh.end());
+    std::sort(continued.begin(), continued.end());
+    std::printf("%-16d %14.0f %14.1f\n", size, fresh[rounds / 2], continued[rounds / 2]);
+  }
 }
 
 }  // namespace
@@ -219,23 +278,30 @@ void Resync() {
 
 int main(int argc, char** argv) {
   pbx::log::SetLevel(pbx::log::Level::kWarn);
+  // Line-buffered even into a pipe or file (ctest): an abort must not swallow the figures.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::vector<std::string> which;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") {
       pbx::g_quick = true;
-    } else if (a == "commits" || a == "lag" || a == "resync") {
+    } else if (a == "--standby-sync-ms" && i + 1 < argc) {
+      pbx::g_standby_sync = std::chrono::milliseconds(std::atoll(argv[++i]));
+    } else if (a == "commits" || a == "lag" || a == "resync" || a == "walread") {
       which.push_back(a);
     } else {
-      std::fprintf(stderr, "usage: %s [--quick] [commits|lag|resync ...]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--quick] [--standby-sync-ms N] [commits|lag|resync|walread ...]\n",
+                   argv[0]);
       return 2;
     }
   }
-  if (which.empty()) which = {"commits", "lag", "resync"};
+  if (which.empty()) which = {"commits", "lag", "resync", "walread"};
   for (const std::string& w : which) {
     if (w == "commits") pbx::Commits();
     if (w == "lag") pbx::Lag();
     if (w == "resync") pbx::Resync();
+    if (w == "walread") pbx::WalRead();
   }
   return 0;
 }

@@ -10,7 +10,9 @@ build_pkgs=(
   libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libfmt-dev libtomlplusplus-dev
   libnl-route-3-dev
 )
-test_pkgs=(libgtest-dev libgmock-dev clang-format baresip-core)
+# clang + libclang-rt (a Recommends, so named here): the libFuzzer targets in tests/fuzz/.
+# baresip-core: the SIP interop test in tests/system/.
+test_pkgs=(libgtest-dev libgmock-dev clang-format clang libclang-rt-14-dev baresip-core)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${test_pkgs[@]}"); fi

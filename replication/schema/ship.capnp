@@ -107,7 +107,7 @@ struct CheckpointDone {
 }
 
 struct Ack {
-  appliedSeq @0 :UInt64;  # LatestSeq() of the standby's DB, durable (synced)
+  appliedSeq @0 :UInt64;  # LatestSeq() of the standby's DB: written, synced in the background
   ackedMsgSeq @1 :UInt64; # the active's msgSeq this answers (flow control)
   # Next free number: @2 (append only).
 }

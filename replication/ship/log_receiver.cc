@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -96,6 +97,13 @@ struct LogReceiver::Impl {
 
   void Run();
   void Loop();
+  // The syncer thread: syncs the WAL behind the receiver thread, at most every
+  // opt.sync_interval, each fsync covering everything applied before it started.
+  void SyncLoop();
+  // Receiver thread: batches were applied; the syncer makes them durable soon.
+  void RequestSync();
+  // One SyncWal, counted in the status.
+  void SyncNow();
   void StartSession();
   void Handle(const std::string& bytes);
   void OnWelcome(const Message& m, const Welcome& w);
@@ -142,22 +150,76 @@ struct LogReceiver::Impl {
   size_t pending_bytes = 0;
   uint64_t pending_ack = 0;  // msgSeq to acknowledge; 0: none
 
+  std::thread sync_thread;
+  std::mutex sync_mu;
+  std::condition_variable sync_cv;
+  uint64_t applies = 0;    // guarded by sync_mu: FlushPending calls that wrote something
+  bool sync_stop = false;  // guarded by sync_mu
+
   mutable std::mutex mu;
   ReceiverStatus st;                 // guarded by mu
   bool caught_up = true;             // guarded by mu
   Clock::time_point caught_up_at{};  // guarded by mu: when it last was
 };
 
-void LogReceiver::Impl::Run() {
+namespace {
+
+// A thread entry point: nothing may escape (STYLE.md §5).
+template <typename F>
+void RunGuarded(const char* thread, F&& body) {
   try {
-    Loop();
+    body();
   } catch (const std::exception& e) {
-    PBX_LOG(kError, kLog, "receiver thread: {}", e.what());
+    PBX_LOG(kError, kLog, "{} thread: {}", thread, e.what());
     std::abort();
   } catch (...) {
-    PBX_LOG(kError, kLog, "receiver thread: unknown exception");
+    PBX_LOG(kError, kLog, "{} thread: unknown exception", thread);
     std::abort();
   }
+}
+
+}  // namespace
+
+void LogReceiver::Impl::Run() {
+  RunGuarded("receiver", [this] { Loop(); });
+}
+
+void LogReceiver::Impl::SyncLoop() {
+  Clock::time_point last_start{};
+  uint64_t covered = 0;  // applies made durable by a sync so far
+  std::unique_lock<std::mutex> lock(sync_mu);
+  while (true) {
+    sync_cv.wait(lock, [&] { return sync_stop || applies > covered; });
+    // What is applied while we wait out the interval joins this sync. Stop() syncs itself.
+    if (sync_cv.wait_until(lock, last_start + opt.sync_interval, [&] { return sync_stop; })) {
+      return;
+    }
+    const uint64_t target = applies;
+    lock.unlock();
+    last_start = Clock::now();
+    SyncNow();  // a failure is logged; the next apply tries again
+    lock.lock();
+    covered = target;
+  }
+}
+
+void LogReceiver::Impl::RequestSync() {
+  {
+    std::lock_guard<std::mutex> lock(sync_mu);
+    ++applies;
+  }
+  sync_cv.notify_one();
+}
+
+void LogReceiver::Impl::SyncNow() {
+  Result<SeqNo> synced = db.SyncWal();
+  if (!synced.ok()) {
+    PBX_LOG(kError, kLog, "syncing the WAL of {}: {}", db.Dir(), synced.status().ToString());
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  st.synced_seq = *synced;
+  ++st.wal_syncs;
 }
 
 void LogReceiver::Impl::Loop() {
@@ -270,6 +332,7 @@ void LogReceiver::Impl::FlushPending() {
       Refused(detail);
       return RefuseAndResync(RefuseReason::kBadMessage, detail);
     }
+    RequestSync();
     std::lock_guard<std::mutex> lock(mu);
     st.batches_applied += count;
     st.bytes_applied += pending_bytes;
@@ -603,6 +666,8 @@ Result<std::unique_ptr<LogReceiver>> LogReceiver::Start(store::ReplicatedDb& db,
     impl->caught_up_at = Clock::now();
   }
   impl->thread = std::thread([raw = impl.get()] { raw->Run(); });
+  impl->sync_thread =
+      std::thread([raw = impl.get()] { RunGuarded("WAL sync", [raw] { raw->SyncLoop(); }); });
   PBX_LOG(kInfo, kLog, "receiving into {} from {} (this DB is at seq {})", db.Dir(), opt.peer_url,
           db.LatestSeq());
   return std::unique_ptr<LogReceiver>(new LogReceiver(std::move(impl)));
@@ -619,6 +684,14 @@ void LogReceiver::Stop() {
   impl.thread.join();
   impl.link->Close();
   impl.link.reset();
+  {
+    std::lock_guard<std::mutex> lock(impl.sync_mu);
+    impl.sync_stop = true;
+  }
+  impl.sync_cv.notify_one();
+  impl.sync_thread.join();
+  // Everything acknowledged is durable before the owner goes on (to a promotion, say).
+  impl.SyncNow();
   std::lock_guard<std::mutex> lock(impl.mu);
   impl.st.connected = false;
   impl.st.phase = "idle";

@@ -12,7 +12,7 @@
 
 // The standby's half of log shipping (DESIGN.md §3, FORMAT.md): dials the active, announces
 // where its DB stands, and applies what the active sends (WAL batches unchanged, or a
-// checkpoint), acknowledging each message once it is durable.
+// checkpoint), acknowledging each message once it is written (synced in the background).
 namespace pbx::ship {
 
 using store::SeqNo;
@@ -45,6 +45,10 @@ struct ReceiverOptions {
   std::chrono::milliseconds goodbye_timeout{500};
   std::chrono::milliseconds reconnect_min{50};   // NNG redial interval, first ...
   std::chrono::milliseconds reconnect_max{500};  // ... and at most
+  // Batches are acknowledged once written (the OS has them), and the WAL is synced in the
+  // background: one fsync at most every sync_interval, covering everything applied before
+  // it started (replication/README.md, "Durability"). Stop() always syncs.
+  std::chrono::milliseconds sync_interval{5};
 };
 
 struct ReceiverStatus {
@@ -63,6 +67,8 @@ struct ReceiverStatus {
   uint64_t batches_applied = 0;
   uint64_t bytes_applied = 0;
   uint64_t acks_sent = 0;
+  SeqNo synced_seq = 0;      // the WAL is synced up to here (the last background sync)
+  uint64_t wal_syncs = 0;    // background syncs done
   uint64_t refused = 0;      // messages refused
   std::string last_refusal;  // the log line of the last one
 };
@@ -70,7 +76,8 @@ struct ReceiverStatus {
 // Receives the log of an active into `db`.
 //
 // Thread affinity: Start, Stop and the destructor on the owner's thread; status() from any
-// thread. One receiver thread receives, checks, applies and acknowledges.
+// thread. One receiver thread receives, checks, applies and acknowledges; a second one
+// syncs the WAL behind it, so that an fsync never delays an apply or an ack.
 // Ownership: `db` is borrowed and must outlive the receiver. Nothing but the receiver may
 // write to it while it runs (both DBs must keep the same sequence numbers).
 class LogReceiver {
@@ -82,7 +89,8 @@ class LogReceiver {
   LogReceiver(const LogReceiver&) = delete;
   LogReceiver& operator=(const LogReceiver&) = delete;
 
-  // Stops the thread and closes the socket. Idempotent.
+  // Stops the threads, syncs the WAL (so a standby that is about to be promoted has made
+  // durable everything it acknowledged) and closes the socket. Idempotent.
   void Stop();
   ReceiverStatus status() const;
 

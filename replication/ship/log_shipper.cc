@@ -71,7 +71,7 @@ struct Shared {
   std::condition_variable acked_cv;  // signalled when `acked` grows, or degraded, or stopped
   // Guarded by mu:
   bool stopped = false;
-  SeqNo acked = 0;  // the highest seq the standby has made durable, as far as we know
+  SeqNo acked = 0;  // the highest seq the standby has applied (written; it syncs behind)
   std::deque<std::pair<SeqNo, Clock::time_point>> unacked;  // commit times, for lag_ms
   ShipperStatus st;  // degraded*, counters; the thread keeps the rest up to date
 
@@ -156,7 +156,7 @@ struct Shared {
             UnixMs() - since, peer, seq);
   }
 
-  // The standby has everything up to `seq` durable.
+  // The standby has applied everything up to `seq`.
   void Acked(SeqNo seq) {
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -528,7 +528,7 @@ void LogShipper::Impl::OnHello(const Message& m, const Hello& hello) {
   }
   if (!Send(std::move(w), /*track=*/false)) return;
   if (session->phase == Phase::kStreaming) {
-    // Its DB is durable up to where it stands (it acknowledges only synced batches).
+    // Its DB holds everything up to where it stands: nothing of that needs shipping.
     shared->Acked(hello.last_seq);
     CheckCaughtUp();
   }

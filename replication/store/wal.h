@@ -38,18 +38,25 @@ class ReplicatedDb : public StateStore {
   // Corruption if the WAL has a hole. Safe to call concurrently with commits.
   virtual Result<std::vector<WalBatch>> ReadWalSince(SeqNo from, size_t max_bytes) const = 0;
 
-  // Standby side: writes `batch` (synced) and feeds the change feed with it. Idempotent: a
-  // batch that ends at or before LatestSeq() was already applied and is accepted without
-  // writing. Any other batch whose first_seq != LatestSeq() + 1 (a gap or an overlap), or
-  // whose bytes do not decode or do not hold `count` ops, is refused with Corruption and
-  // changes nothing.
+  // Standby side: writes `batch` to the WAL (handed to the OS, not synced: see SyncWal) and
+  // the memtable, and feeds the change feed with it. Idempotent: a batch that ends at or
+  // before LatestSeq() was already applied and is accepted without writing. Any other batch
+  // whose first_seq != LatestSeq() + 1 (a gap or an overlap), or whose bytes do not decode
+  // or do not hold `count` ops, is refused with Corruption and changes nothing.
   virtual Status ApplyWalBatch(const WalBatch& batch) = 0;
 
   // Standby side: ApplyWalBatch for consecutive batches as one unit. Every batch is checked
   // first (each starts where the previous one ends, the first at LatestSeq() + 1 or inside
   // what is already applied; headers, counts and ops decode), so a bad one anywhere changes
-  // nothing; then they are written and the WAL is synced once, and fed to the change feed.
+  // nothing; then they are written (not synced) and fed to the change feed.
   virtual Status ApplyWalBatches(const std::vector<WalBatch>& batches) = 0;
+
+  // Makes every write made before the call durable (fsync of the WAL) and returns the
+  // sequence number that now is. Other writes go on meanwhile; concurrent callers (and
+  // kReplicated commits) share one fsync. Applied batches survive a crash of this process
+  // as soon as ApplyWalBatch returns (the OS has them); SyncWal makes them survive a crash
+  // of the machine.
+  virtual Result<SeqNo> SyncWal() = 0;
 
   // --- Hooks for the shipper (replication/ship) ---
 

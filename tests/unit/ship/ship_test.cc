@@ -116,7 +116,7 @@ TEST_F(ShipTest, ReplicatedCommitReturnsOnlyAfterTheAck) {
     w.Put(Table::kRuntime, "reg/" + std::to_string(i), "contact");
     auto seq = active_->Commit(w, Durability::kReplicated);
     ASSERT_TRUE(seq.ok());
-    // The standby applied (and synced) it before it acknowledged.
+    // The standby applied it before it acknowledged.
     ASSERT_GE(standby_->LatestSeq(), *seq) << i;
   }
   const ShipperStatus st = shipper_->status();
@@ -124,6 +124,49 @@ TEST_F(ShipTest, ReplicatedCommitReturnsOnlyAfterTheAck) {
   EXPECT_EQ(st.replicated_commits, 50u);
   EXPECT_EQ(st.timed_out_commits, 0u);
   EXPECT_EQ(st.degraded_count, 1u);  // only the start, before the standby came
+}
+
+// The standby acknowledges once a batch is written and syncs its WAL behind, on its own
+// thread: every applied seq ends up synced, with fewer fsyncs than applies.
+TEST_F(ShipTest, StandbySyncsItsWalInTheBackground) {
+  StartShipper();
+  StartReceiver();
+  ASSERT_TRUE(WaitFor([&] { return InSync(); }));
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 4; ++t) {
+    writers.emplace_back(
+        [&, t] { WriteSome(*active_, 40, "t" + std::to_string(t), Durability::kReplicated); });
+  }
+  for (std::thread& w : writers) w.join();
+  const SeqNo latest = active_->LatestSeq();
+  // Nothing else happens: the last sync comes by itself, within about sync_interval.
+  ASSERT_TRUE(WaitFor([&] { return receiver_->status().synced_seq == latest; }))
+      << receiver_->status().synced_seq << " of " << latest;
+  const ReceiverStatus rs = receiver_->status();
+  EXPECT_GE(rs.wal_syncs, 1u);
+  EXPECT_LE(rs.wal_syncs, rs.acks_sent);
+  EXPECT_EQ(shipper_->status().timed_out_commits, 0u);
+}
+
+// Stop() syncs whatever the background sync has not yet: a standby that is promoted
+// (the role machine stops the receiver before it bumps the epoch) has made durable all it
+// acknowledged.
+TEST_F(ShipTest, StandbySyncsWhenItStopsAsBeforeAPromotion) {
+  StartShipper();
+  ReceiverOptions ro = FastReceiver(url_);
+  ro.sync_interval = std::chrono::hours(1);  // one background sync, then none
+  StartReceiver(ro);
+  ASSERT_TRUE(WaitFor([&] { return InSync(); }));
+  ASSERT_TRUE(WaitFor([&] { return receiver_->status().wal_syncs == 1; }));
+  const SeqNo first_synced = receiver_->status().synced_seq;
+  const SeqNo last = WriteSome(*active_, 10, "acked", Durability::kReplicated);
+  EXPECT_EQ(shipper_->status().peer_acked_seq, last);       // acknowledged ...
+  EXPECT_EQ(receiver_->status().synced_seq, first_synced);  // ... and not synced yet
+  receiver_->Stop();
+  const ReceiverStatus rs = receiver_->status();
+  EXPECT_EQ(rs.synced_seq, last);
+  EXPECT_EQ(rs.wal_syncs, 2u);
+  EXPECT_EQ(standby_->LatestSeq(), last);
 }
 
 // Runs `threads` x `per_thread` commits of one op each; returns commits per second.

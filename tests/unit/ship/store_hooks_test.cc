@@ -1,5 +1,6 @@
 // The hooks replication/ship needs from the store: commit observer, replication gate,
-// ApplyWalBatches, CreateCheckpoint / RestoreFromCheckpoint, MetaRepo::BumpEpoch.
+// ApplyWalBatches, SyncWal, ReadWalSince's tailing, CreateCheckpoint /
+// RestoreFromCheckpoint, MetaRepo::BumpEpoch.
 
 #include <atomic>
 #include <filesystem>
@@ -105,6 +106,63 @@ TEST(StoreHooksTest, ApplyWalBatchesIsAllOrNothing) {
   // A resend is a no-op.
   ASSERT_TRUE(standby->ApplyWalBatches(*batches).ok());
   EXPECT_EQ(fed, 10);
+}
+
+// The shipper's tailing reads continue one iterator between calls; across a WAL switch
+// (a checkpoint flushes the memtables), a restore, and reads that do not continue the last
+// one, every read still returns exactly the batches from `from` on.
+TEST(StoreHooksTest, TailingReadsContinueAcrossWalSwitchesAndRestores) {
+  TempDir dir;
+  auto db = OpenDb(dir.Sub("a"));
+  auto replica = OpenDb(dir.Sub("b"));
+  SeqNo next = db->LatestSeq() + 1;
+  auto read_on = [&](const std::string& what) {
+    auto batches = db->ReadWalSince(next, 1 << 20);
+    ASSERT_TRUE(batches.ok()) << what << ": " << batches.status().ToString();
+    ASSERT_FALSE(batches->empty()) << what;
+    EXPECT_EQ(batches->front().first_seq, next) << what;
+    EXPECT_EQ(batches->back().first_seq + batches->back().count - 1, db->LatestSeq()) << what;
+    ASSERT_TRUE(replica->ApplyWalBatches(*batches).ok()) << what;
+    next = batches->back().first_seq + batches->back().count;
+  };
+  for (int round = 0; round < 6; ++round) {
+    WriteSome(*db, 1 + round, "r" + std::to_string(round));
+    read_on("round " + std::to_string(round));
+    if (round == 2) {
+      ASSERT_TRUE(db->CreateCheckpoint(dir.Sub("cp")).ok());  // a new WAL file from here
+    }
+    if (round == 3) {
+      // A read that does not continue the last one (the same `from` again) starts anew.
+      auto again = db->ReadWalSince(next - 1, 1 << 20);
+      ASSERT_TRUE(again.ok());
+      EXPECT_EQ(again->size(), 1u);
+    }
+  }
+  // A small max_bytes stops early; the next read continues from there.
+  WriteSome(*db, 5, "small");
+  for (int i = 0; i < 5; ++i) {
+    auto one = db->ReadWalSince(next, 1);
+    ASSERT_TRUE(one.ok());
+    ASSERT_EQ(one->size(), 1u);
+    ASSERT_EQ(one->front().first_seq, next);
+    ASSERT_TRUE(replica->ApplyWalBatches(*one).ok());
+    next += one->front().count;
+  }
+  EXPECT_EQ(replica->LatestSeq(), db->LatestSeq());
+  EXPECT_TRUE(Dump(*db) == Dump(*replica));
+  // The replica syncs on demand: SyncWal covers everything applied.
+  auto synced = replica->SyncWal();
+  ASSERT_TRUE(synced.ok());
+  EXPECT_EQ(*synced, replica->LatestSeq());
+
+  // A restore replaces the DB the cursor was reading: reads start over on the new one.
+  ASSERT_TRUE(db->RestoreFromCheckpoint(dir.Sub("cp")).ok());
+  next = db->LatestSeq() + 1;
+  WriteSome(*db, 2, "after");
+  auto after = db->ReadWalSince(next, 1 << 20);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  ASSERT_EQ(after->size(), 2u);
+  EXPECT_EQ(after->front().first_seq, next);
 }
 
 TEST(StoreHooksTest, RestoreFromCheckpointReplacesContentsUnderTheSameObject) {
