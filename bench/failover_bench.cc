@@ -91,15 +91,17 @@ int main(int argc, char** argv) {
     n.config = dir.Sub(n.name + ".toml");
     n.run_dir = dir.Sub(n.name + "/run");
     n.log = dir.Sub(n.name + ".log");
-    std::ofstream(n.config) << "[node]\nname = \"" << n.name << "\"\n"
-                            << "data_dir = \"" << dir.Sub(n.name + "/data") << "\"\n"
-                            << "run_dir = \"" << n.run_dir << "\"\n[api]\nport = 0\n"
-                            << "[cluster]\nname = \"bench\"\n"
-                            << "listen = \"127.0.0.1:" << base + 1 + 2 * i << "\"\n"
-                            << "peer = \"127.0.0.1:" << base + 3 - 2 * i << "\"\n"
-                            << "witness = \"127.0.0.1:" << base << "\"\n"
-                            << "hb_interval_ms = " << hb_ms << "\n"
-                            << "[demo]\nextensions = true\n";
+    std::ofstream(n.config)
+        << "[node]\nname = \"" << n.name << "\"\n"
+        << "data_dir = \"" << dir.Sub(n.name + "/data") << "\"\n"
+        << "run_dir = \"" << n.run_dir << "\"\n[api]\nport = 0\n"
+        << "[sip]\nlisten = \"127.0.0.1\"\nudp_port = 0\ntcp_port = 0\ntls_port = 0\n"
+        << "[cluster]\nname = \"bench\"\n"
+        << "listen = \"127.0.0.1:" << base + 1 + 2 * i << "\"\n"
+        << "peer = \"127.0.0.1:" << base + 3 - 2 * i << "\"\n"
+        << "witness = \"127.0.0.1:" << base << "\"\n"
+        << "hb_interval_ms = " << hb_ms << "\n"
+        << "[demo]\nextensions = true\n";
   }
   Start(nodes[0], pbxd);
   pbx::test::WaitFor([&] { return Role(nodes[0]) == "active"; }, 20s);

@@ -10,3 +10,4 @@ find_package(nlohmann_json 3 CONFIG REQUIRED)       # nlohmann_json::nlohmann_js
 find_package(CLI11 CONFIG REQUIRED)                 # CLI11::CLI11
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)   # compiled with OpenSSL
 pkg_check_modules(TOMLPP REQUIRED IMPORTED_TARGET tomlplusplus)
+pkg_check_modules(SOFIA REQUIRED IMPORTED_TARGET sofia-sip-ua)   # -I/usr/include/sofia-sip-1.12

@@ -11,7 +11,8 @@ build_pkgs=(
   libnl-route-3-dev
 )
 # clang + libclang-rt (a Recommends, so named here): the libFuzzer targets in tests/fuzz/.
-test_pkgs=(libgtest-dev libgmock-dev clang-format clang libclang-rt-14-dev)
+# baresip-core: the SIP interop test in tests/system/.
+test_pkgs=(libgtest-dev libgmock-dev clang-format clang libclang-rt-14-dev baresip-core)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${test_pkgs[@]}"); fi

@@ -49,7 +49,7 @@ constexpr size_t kMaxUsernameLength = 64;
 constexpr size_t kMaxLoginPasswordLength = 256;
 
 // What the API lets a role do. Extension users get the portal, which has its own endpoints.
-enum class Permission { kViewStatus, kManageExtensions, kManageCluster };
+enum class Permission { kViewStatus, kManageExtensions, kManageCluster, kManageSecurity };
 
 bool Allowed(store::Role role, Permission permission) {
   switch (role) {
@@ -57,7 +57,8 @@ bool Allowed(store::Role role, Permission permission) {
       return true;
     case store::Role::kOperator:
     case store::Role::kApi:
-      return permission == Permission::kViewStatus || permission == Permission::kManageExtensions;
+      return permission == Permission::kViewStatus || permission == Permission::kManageExtensions ||
+             permission == Permission::kManageSecurity;
     case store::Role::kExtension:
       return false;
   }
@@ -179,6 +180,9 @@ class ApiServerImpl final : public ApiServer {
   void CreateExtension(const Request& req, Response& res, const Principal& who);
   void UpdateExtension(const Request& req, Response& res, const Principal& who);
   void DeleteExtension(const Request& req, Response& res, const Principal& who);
+  void ListRegistrations(const Request& req, Response& res, const Principal& who);
+  void ListBans(const Request& req, Response& res, const Principal& who);
+  void DeleteBan(const Request& req, Response& res, const Principal& who);
 
   const ApiOptions options_;
   store::StateStore& store_;
@@ -496,6 +500,57 @@ void ApiServerImpl::DeleteExtension(const Request& req, Response& res, const Pri
   res.status = 204;
 }
 
+void ApiServerImpl::ListRegistrations(const Request& req, Response& res, const Principal&) {
+  Result<std::vector<store::Registration>> regs = store::RegistrationRepo(store_).List();
+  if (!regs.ok()) return SendStatus(req, res, regs.status());
+  json list = json::array();
+  for (const store::Registration& r : *regs) {
+    list.push_back({{"number", r.number},
+                    {"contact", r.contact},
+                    {"received", fmt::format("{}:{}", r.received_host, r.received_port)},
+                    {"transport", r.transport},
+                    {"path", r.path},
+                    {"expires_unix", r.expires_unix},
+                    {"expires_in", std::max<int64_t>(0, r.expires_unix - NowUnix())},
+                    {"registered_unix", r.registered_unix},
+                    {"user_agent", r.user_agent},
+                    {"call_id", r.call_id},
+                    {"cseq", r.cseq},
+                    {"qualify_ok", r.qualify_ok},
+                    {"qualify_rtt_ms", r.qualify_rtt_ms},
+                    {"qualify_unix", r.qualify_unix}});
+  }
+  SendJson(res, 200, json{{"registrations", std::move(list)}});
+}
+
+void ApiServerImpl::ListBans(const Request& req, Response& res, const Principal&) {
+  Result<std::vector<store::Ban>> bans = store::BanRepo(store_).List();
+  if (!bans.ok()) return SendStatus(req, res, bans.status());
+  json list = json::array();
+  for (const store::Ban& b : *bans) {
+    list.push_back({{"ip", b.ip},
+                    {"reason", b.reason},
+                    {"banned_unix", b.banned_unix},
+                    {"until_unix", b.until_unix},
+                    {"remaining", std::max<int64_t>(0, b.until_unix - NowUnix())},
+                    {"failures", b.failures}});
+  }
+  SendJson(res, 200, json{{"bans", std::move(list)}});
+}
+
+void ApiServerImpl::DeleteBan(const Request& req, Response& res, const Principal& who) {
+  const std::string ip = req.matches[1];
+  store::WriteSet writes;
+  store::BanRepo(store_).Delete(ip, /*must_exist=*/true, writes);
+  Result<store::SeqNo> seq = store_.Commit(writes, store::Durability::kReplicated);
+  if (!seq.ok() && seq.status().code() == Status::Code::kConflict) {
+    return SendError(res, 404, "not_found", fmt::format("{} is not banned", ip));
+  }
+  if (!seq.ok()) return SendStatus(req, res, seq.status());
+  PBX_LOG(kInfo, "api", "ban of {} lifted by {} at seq {}", ip, who.user, *seq);
+  res.status = 204;
+}
+
 void ApiServerImpl::Routes() {
   constexpr const char* kExtension = R"(/api/v1/extensions/([0-9]+))";
   server_->Post("/api/v1/login", [this](const Request& req, Response& res) { Login(req, res); });
@@ -512,6 +567,12 @@ void ApiServerImpl::Routes() {
   server_->Put(kExtension, Guarded(Permission::kManageExtensions, &ApiServerImpl::UpdateExtension));
   server_->Delete(kExtension,
                   Guarded(Permission::kManageExtensions, &ApiServerImpl::DeleteExtension));
+
+  server_->Get("/api/v1/registrations",
+               Guarded(Permission::kViewStatus, &ApiServerImpl::ListRegistrations));
+  server_->Get("/api/v1/bans", Guarded(Permission::kManageSecurity, &ApiServerImpl::ListBans));
+  server_->Delete(R"(/api/v1/bans/([0-9a-fA-F.:]{2,45}))",
+                  Guarded(Permission::kManageSecurity, &ApiServerImpl::DeleteBan));
 
   // httplib calls this for every reply >= 400; fill in a JSON body where a route did not
   // (no route matched, payload too large, malformed request line ...).

@@ -439,6 +439,66 @@ int RunExtDel(const GlobalOptions& g, const std::string& number, std::ostream& o
   return kExitOk;
 }
 
+namespace {
+// GET `path` and print `key`'s list with `columns` (JSON key, heading), or the JSON.
+int ListCommand(const GlobalOptions& g, const std::string& path, const char* key,
+                const std::vector<std::pair<const char*, const char*>>& columns, std::ostream& out,
+                std::ostream& err) {
+  Connection c = Connect(g, err);
+  if (!c.client) return c.exit_code;
+  Result<json> reply = c.client->Get(path);
+  if (!reply.ok()) return Fail(err, reply.status());
+  if (g.json) {
+    PrintJson(out, *reply);
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows(1);
+  for (const auto& [field, heading] : columns) rows[0].push_back(heading);
+  if (reply->is_object() && reply->contains(key) && (*reply)[key].is_array()) {
+    for (const json& item : (*reply)[key]) {
+      std::vector<std::string> row;
+      for (const auto& [field, heading] : columns) row.push_back(Field(item, field));
+      rows.push_back(std::move(row));
+    }
+  }
+  out << ColumnTable(rows);
+  return kExitOk;
+}
+}  // namespace
+
+int RunRegList(const GlobalOptions& g, std::ostream& out, std::ostream& err) {
+  return ListCommand(g, "/api/v1/registrations", "registrations",
+                     {{"number", "NUMBER"},
+                      {"contact", "CONTACT"},
+                      {"received", "RECEIVED"},
+                      {"transport", "TRANSPORT"},
+                      {"expires_in", "EXPIRES"},
+                      {"qualify_ok", "REACHABLE"},
+                      {"user_agent", "USER AGENT"}},
+                     out, err);
+}
+
+int RunBanList(const GlobalOptions& g, std::ostream& out, std::ostream& err) {
+  return ListCommand(
+      g, "/api/v1/bans", "bans",
+      {{"ip", "IP"}, {"remaining", "REMAINING"}, {"failures", "FAILURES"}, {"reason", "REASON"}},
+      out, err);
+}
+
+int RunBanDel(const GlobalOptions& g, const std::string& ip, std::ostream& out, std::ostream& err) {
+  if (ip.empty() || ip.size() > 45 ||
+      ip.find_first_not_of("0123456789abcdefABCDEF.:") != std::string::npos) {
+    err << "pbxctl: '" << ip << "' is not an IP address\n";
+    return kExitUsage;
+  }
+  Connection c = Connect(g, err);
+  if (!c.client) return c.exit_code;
+  Result<json> reply = c.client->Delete("/api/v1/bans/" + ip);
+  if (!reply.ok()) return Fail(err, reply.status());
+  out << "lifted the ban of " << ip << '\n';
+  return kExitOk;
+}
+
 int RunSwitchover(const GlobalOptions& g, std::ostream& out, std::ostream& err) {
   Connection c = Connect(g, err);
   if (!c.client) return c.exit_code;

@@ -52,6 +52,10 @@ int RunExtAdd(const GlobalOptions& g, const ExtAddOptions& add, std::ostream& ou
               std::ostream& err);
 int RunExtDel(const GlobalOptions& g, const std::string& number, std::ostream& out,
               std::ostream& err);
+// Registered contacts (location service), and the intrusion-protection ban list.
+int RunRegList(const GlobalOptions& g, std::ostream& out, std::ostream& err);
+int RunBanList(const GlobalOptions& g, std::ostream& out, std::ostream& err);
+int RunBanDel(const GlobalOptions& g, const std::string& ip, std::ostream& out, std::ostream& err);
 // Hands the active role to the caught-up standby (run against the active node).
 int RunSwitchover(const GlobalOptions& g, std::ostream& out, std::ostream& err);
 // Takes this node out of service (`on`) or back in; `force` lets an active without a

@@ -63,6 +63,19 @@ int main(int argc, char** argv) {
   CLI::App* ext_del = ext->add_subcommand("del", "Delete an extension");
   ext_del->add_option("NUMBER", number, "Extension number")->required();
 
+  CLI::App* reg = app.add_subcommand("reg", "Registrations of SIP phones");
+  reg->require_subcommand(1);
+  CLI::App* reg_list = reg->add_subcommand("list", "List registered contacts");
+  reg_list->add_flag("--json", g.json, "Print JSON");
+
+  std::string ip;
+  CLI::App* ban = app.add_subcommand("ban", "Sources banned by intrusion protection");
+  ban->require_subcommand(1);
+  CLI::App* ban_list = ban->add_subcommand("list", "List banned sources");
+  ban_list->add_flag("--json", g.json, "Print JSON");
+  CLI::App* ban_del = ban->add_subcommand("del", "Lift the ban of a source");
+  ban_del->add_option("IP", ip, "The banned address")->required();
+
   CLI::App* switchover =
       app.add_subcommand("switchover", "Hand the active role to the standby, losing nothing");
   std::string maintenance_mode;
@@ -76,8 +89,8 @@ int main(int argc, char** argv) {
                         "On an active without a caught-up standby: stop serving anyway");
 
   // Global options may also follow the verb: `pbxctl status --run-dir X`.
-  for (CLI::App* sub :
-       {status, ext, ext_list, ext_show, ext_add, ext_del, switchover, maintenance}) {
+  for (CLI::App* sub : {status, ext, ext_list, ext_show, ext_add, ext_del, reg, reg_list, ban,
+                        ban_list, ban_del, switchover, maintenance}) {
     sub->fallthrough();
   }
 
@@ -95,6 +108,9 @@ int main(int argc, char** argv) {
   if (ext_show->parsed()) return pbx::cli::RunExtShow(g, number, std::cout, std::cerr);
   if (ext_add->parsed()) return pbx::cli::RunExtAdd(g, add, std::cout, std::cerr);
   if (ext_del->parsed()) return pbx::cli::RunExtDel(g, number, std::cout, std::cerr);
+  if (reg_list->parsed()) return pbx::cli::RunRegList(g, std::cout, std::cerr);
+  if (ban_list->parsed()) return pbx::cli::RunBanList(g, std::cout, std::cerr);
+  if (ban_del->parsed()) return pbx::cli::RunBanDel(g, ip, std::cout, std::cerr);
   if (switchover->parsed()) return pbx::cli::RunSwitchover(g, std::cout, std::cerr);
   if (maintenance->parsed()) {
     return pbx::cli::RunMaintenance(g, maintenance_mode == "on", force, std::cout, std::cerr);

@@ -42,6 +42,9 @@ struct BootstrapConfig {
   uint16_t sip_udp_port = 5060;
   uint16_t sip_tcp_port = 5060;
   uint16_t sip_tls_port = 5061;
+  // The 401 offers SHA-256 (first) and MD5. Off: MD5 only, for phones that refuse a 401
+  // listing an algorithm they do not know (libre/baresip 1.x). Both nodes of a pair alike.
+  bool sip_digest_sha256 = true;
 
   // [cluster]: absent means a single node.
   struct Cluster {

@@ -24,6 +24,7 @@
 #include "replication/store/repos.h"
 #include "replication/store/state_store.h"
 #include "replication/store/wal.h"
+#include "sip/sip_service.h"
 
 namespace pbx::node {
 namespace {
@@ -83,6 +84,7 @@ class NodeImpl : public Node {
     gate_ = std::make_unique<WriteGate>(*state_);
 
     PBX_TRY(StartApi(data / "tls"));
+    PBX_TRY(StartSip(data / "tls"));
     // admin.token needs the replicated token secret, which a new standby only gets from
     // its active: write it whenever the settings change.
     settings_sub_ = state_->Subscribe(store::Table::kConfig, "settings/",
@@ -108,6 +110,8 @@ class NodeImpl : public Node {
     std::error_code ec;
     fs::remove(run_dir_ / "ready.json", ec);
     fs::remove(run_dir_ / "admin.token", ec);
+    if (sip_) sip_->Stop();
+    sip_.reset();
     if (cluster_) cluster_->Stop();
     if (api_) api_->Stop();
     api_.reset();
@@ -200,6 +204,34 @@ class NodeImpl : public Node {
     return Status::Ok();
   }
 
+  // SIP runs on every node; only the one that serves answers (a standby keeps its sockets,
+  // the VIP's included, and stays silent). TLS reuses the node's certificate.
+  Status StartSip(const fs::path& tls_dir) {
+    fs::path sip_tls = tls_dir / "sip";
+    PBX_TRY(MakeDir(sip_tls, fs::perms::owner_all));
+    if (!fs::exists(sip_tls / "agent.pem")) {
+      std::ifstream key(tls_dir / "api-key.pem"), cert(cert_file_);
+      std::string k((std::istreambuf_iterator<char>(key)), {});
+      std::string c((std::istreambuf_iterator<char>(cert)), {});
+      PBX_TRY(daemon::WriteFileAtomically((sip_tls / "agent.pem").string(), k + c, 0600));
+      PBX_TRY(daemon::WriteFileAtomically((sip_tls / "cafile.pem").string(), c, 0644));
+    }
+    sip::SipOptions o;
+    o.listen = config_.sip_listen;
+    o.udp_port = config_.sip_udp_port;
+    o.tcp_port = config_.sip_tcp_port;
+    o.tls_port = config_.sip_tls_port;
+    o.tls_dir = fs::absolute(sip_tls).string();
+    o.digest_sha256 = config_.sip_digest_sha256;
+    if (config_.cluster && config_.cluster->vip) o.vip = config_.cluster->vip->address;
+    PBX_ASSIGN_OR_RETURN(sip_, sip::SipService::Start(o, *gate_, [this] {
+                           if (!gate_->is_open()) return false;
+                           return !config_.cluster ||
+                                  (cluster_ready_.load() && cluster_->Serving());
+                         }));
+    return Status::Ok();
+  }
+
   admin::NodeStatus CurrentStatus() const {
     admin::NodeStatus s;
     s.node_name = config_.node_name;
@@ -227,6 +259,9 @@ class NodeImpl : public Node {
         {"api", api_->port()},
         {"api_url", fmt::format("https://{}:{}", host, api_->port())},
         {"api_cert", cert_file_.string()},
+        {"sip_udp", sip_->ports().udp},
+        {"sip_tcp", sip_->ports().tcp},
+        {"sip_tls", sip_->ports().tls},
     };
     PBX_TRY(daemon::WriteFileAtomically((run_dir_ / "ready.json").string(), ready.dump(2) + "\n",
                                         0644));
@@ -244,6 +279,7 @@ class NodeImpl : public Node {
   std::unique_ptr<ClusterController> cluster_;
   std::atomic<bool> cluster_ready_{false};  // cluster_ is set (the API may run before)
   std::unique_ptr<admin::ApiServer> api_;
+  std::unique_ptr<sip::SipService> sip_;
   store::Subscription settings_sub_;
   std::mutex token_mu_;
   bool stopped_ = false;

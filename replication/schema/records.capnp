@@ -65,7 +65,19 @@ struct SystemSettings {
   sipRealm @0 :Text = "pbx";
   tokenSecret @1 :Data;
   firstBootDone @2 :Bool = false;
-  # Next free number: @3 (append only).
+  # Registrar: the expiry a REGISTER may ask for is clamped to [min, max] (seconds).
+  regExpiryMin @3 :UInt32 = 60;
+  regExpiryMax @4 :UInt32 = 3600;
+  # Intrusion protection (FEATURES.md 13.2-13.4): banMaxRetries failures within
+  # banFindTime seconds ban the source for banTime seconds.
+  banEnabled @5 :Bool = true;
+  banMaxRetries @6 :UInt32 = 5;
+  banFindTime @7 :UInt32 = 60;
+  banTime @8 :UInt32 = 3600;
+  banTrustPrivate @9 :Bool = true;  # RFC 1918 sources are never banned
+  ipAllow @10 :List(Text);          # IP or CIDR: never banned
+  ipDeny @11 :List(Text);           # IP or CIDR: always dropped
+  # Next free number: @12 (append only).
 }
 
 # Identity of the cluster and the promotion epoch. Key: meta "cluster".
@@ -86,4 +98,36 @@ struct ColumnFamilyMap {
     id @1 :UInt32;
   }
   # Next free number: @1 (append only).
+}
+
+# A registered contact of an extension (location service). Key: runtime
+# "reg/<number>/<binding id>". Carries what a new active needs to reach the phone.
+struct Registration {
+  number @0 :Text;
+  bindingId @1 :Text;
+  contact @2 :Text;        # the Contact URI as registered
+  receivedHost @3 :Text;   # where the REGISTER came from (NAT: reach the phone there)
+  receivedPort @4 :UInt32;
+  transport @5 :Text;      # udp | tcp | tls
+  path @6 :List(Text);     # Path header values (RFC 3327), in order
+  expiresUnix @7 :Int64;
+  registeredUnix @8 :Int64;
+  userAgent @9 :Text;
+  callId @10 :Text;
+  cseq @11 :UInt32;
+  qualifyOk @12 :Bool = true;  # last keep-alive OPTIONS answered
+  qualifyRttMs @13 :UInt32;
+  qualifyUnix @14 :Int64;      # when that answer (or timeout) was seen; 0: never
+  instance @15 :Text;          # +sip.instance, if the phone sent one
+  # Next free number: @16 (append only).
+}
+
+# A source address banned by intrusion protection. Key: runtime "ban/<ip>".
+struct Ban {
+  ip @0 :Text;
+  reason @1 :Text;
+  bannedUnix @2 :Int64;
+  untilUnix @3 :Int64;
+  failures @4 :UInt32;
+  # Next free number: @5 (append only).
 }

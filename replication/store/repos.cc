@@ -5,6 +5,8 @@
 //   config "user/<name>"       User
 //   config "settings/system"   SystemSettings
 //   meta   "cluster"           ClusterMeta
+//   runtime "reg/<number>/<id>" Registration
+//   runtime "ban/<ip>"          Ban
 // Keys sort byte-wise, so List() returns records in string order of the key: extension
 // "1000" comes before "200". That is the order the web admin and the CLI show.
 //
@@ -31,6 +33,8 @@ constexpr std::string_view kExtPrefix = "ext/";
 constexpr std::string_view kUserPrefix = "user/";
 constexpr std::string_view kSettingsKey = "settings/system";
 constexpr std::string_view kClusterKey = "cluster";
+constexpr std::string_view kRegPrefix = "reg/";
+constexpr std::string_view kBanPrefix = "ban/";
 
 // Records are a few hundred bytes; this bounds the work a hostile value can cause.
 constexpr uint64_t kTraversalLimitWords = 1 << 20;  // 8 MiB
@@ -250,6 +254,15 @@ std::string EncodeSettings(const SystemSettings& s) {
   b.setSipRealm(ToText(s.sip_realm));
   b.setTokenSecret(ToData(s.token_secret));
   b.setFirstBootDone(s.first_boot_done);
+  b.setRegExpiryMin(s.reg_expiry_min);
+  b.setRegExpiryMax(s.reg_expiry_max);
+  b.setBanEnabled(s.ban_enabled);
+  b.setBanMaxRetries(s.ban_max_retries);
+  b.setBanFindTime(s.ban_find_time);
+  b.setBanTime(s.ban_time);
+  b.setBanTrustPrivate(s.ban_trust_private);
+  SetStrings(b.initIpAllow(static_cast<unsigned>(s.ip_allow.size())), s.ip_allow);
+  SetStrings(b.initIpDeny(static_cast<unsigned>(s.ip_deny.size())), s.ip_deny);
   return Serialize(message);
 }
 
@@ -259,6 +272,15 @@ Result<SystemSettings> DecodeSettings(std::string_view bytes) {
     s.sip_realm = ToString(r.getSipRealm());
     s.token_secret = ToString(r.getTokenSecret());
     s.first_boot_done = r.getFirstBootDone();
+    s.reg_expiry_min = r.getRegExpiryMin();
+    s.reg_expiry_max = r.getRegExpiryMax();
+    s.ban_enabled = r.getBanEnabled();
+    s.ban_max_retries = r.getBanMaxRetries();
+    s.ban_find_time = r.getBanFindTime();
+    s.ban_time = r.getBanTime();
+    s.ban_trust_private = r.getBanTrustPrivate();
+    s.ip_allow = GetStrings(r.getIpAllow());
+    s.ip_deny = GetStrings(r.getIpDeny());
     return s;
   });
 }
@@ -282,6 +304,66 @@ Result<ClusterMeta> DecodeMeta(std::string_view bytes) {
     m.created_unix = r.getCreatedUnix();
     return m;
   });
+}
+
+// --- Registration ---
+
+Result<Registration> DecodeRegistration(std::string_view key, std::string_view bytes) {
+  PBX_ASSIGN_OR_RETURN(Registration g,
+                       DecodeRecord<schema::Registration>(Table::kRuntime, key, bytes, [](auto r) {
+                         Registration x;
+                         x.number = ToString(r.getNumber());
+                         x.binding_id = ToString(r.getBindingId());
+                         x.contact = ToString(r.getContact());
+                         x.received_host = ToString(r.getReceivedHost());
+                         x.received_port = r.getReceivedPort();
+                         x.transport = ToString(r.getTransport());
+                         x.path = GetStrings(r.getPath());
+                         x.expires_unix = r.getExpiresUnix();
+                         x.registered_unix = r.getRegisteredUnix();
+                         x.user_agent = ToString(r.getUserAgent());
+                         x.call_id = ToString(r.getCallId());
+                         x.cseq = r.getCseq();
+                         x.qualify_ok = r.getQualifyOk();
+                         x.qualify_rtt_ms = r.getQualifyRttMs();
+                         x.qualify_unix = r.getQualifyUnix();
+                         x.instance = ToString(r.getInstance());
+                         return x;
+                       }));
+  if (key != RegistrationRepo::Key(g.number, g.binding_id)) {
+    return Status::Corruption(KeyName(Table::kRuntime, key) + ": record holds " + g.number + "/" +
+                              g.binding_id);
+  }
+  return g;
+}
+
+// --- Ban ---
+
+std::string EncodeBan(const Ban& b) {
+  capnp::MallocMessageBuilder message;
+  auto w = message.initRoot<schema::Ban>();
+  w.setIp(ToText(b.ip));
+  w.setReason(ToText(b.reason));
+  w.setBannedUnix(b.banned_unix);
+  w.setUntilUnix(b.until_unix);
+  w.setFailures(b.failures);
+  return Serialize(message);
+}
+
+Result<Ban> DecodeBan(std::string_view key, std::string_view bytes) {
+  PBX_ASSIGN_OR_RETURN(Ban b, DecodeRecord<schema::Ban>(Table::kRuntime, key, bytes, [](auto r) {
+                         Ban x;
+                         x.ip = ToString(r.getIp());
+                         x.reason = ToString(r.getReason());
+                         x.banned_unix = r.getBannedUnix();
+                         x.until_unix = r.getUntilUnix();
+                         x.failures = r.getFailures();
+                         return x;
+                       }));
+  if (key != BanRepo::Key(b.ip)) {
+    return Status::Corruption(KeyName(Table::kRuntime, key) + ": record holds ip '" + b.ip + "'");
+  }
+  return b;
 }
 
 }  // namespace
@@ -414,6 +496,123 @@ Result<uint64_t> MetaRepo::BumpEpoch() const {
   Put(meta, writes);
   PBX_TRY(store_.Commit(writes, Durability::kReplicated).status());
   return meta.epoch;
+}
+
+// --- RegistrationRepo ---
+
+std::string RegistrationRepo::Encode(const Registration& g) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::Registration>();
+  b.setNumber(ToText(g.number));
+  b.setBindingId(ToText(g.binding_id));
+  b.setContact(ToText(g.contact));
+  b.setReceivedHost(ToText(g.received_host));
+  b.setReceivedPort(g.received_port);
+  b.setTransport(ToText(g.transport));
+  SetStrings(b.initPath(static_cast<unsigned>(g.path.size())), g.path);
+  b.setExpiresUnix(g.expires_unix);
+  b.setRegisteredUnix(g.registered_unix);
+  b.setUserAgent(ToText(g.user_agent));
+  b.setCallId(ToText(g.call_id));
+  b.setCseq(g.cseq);
+  b.setQualifyOk(g.qualify_ok);
+  b.setQualifyRttMs(g.qualify_rtt_ms);
+  b.setQualifyUnix(g.qualify_unix);
+  b.setInstance(ToText(g.instance));
+  return Serialize(message);
+}
+
+Result<Registration> RegistrationRepo::DecodeValue(std::string_view key, std::string_view bytes) {
+  return DecodeRegistration(key, bytes);
+}
+
+std::string RegistrationRepo::Prefix() { return std::string(kRegPrefix); }
+
+std::string RegistrationRepo::Key(const std::string& number, const std::string& binding_id) {
+  std::string key(kRegPrefix);
+  key += number;
+  key += '/';
+  key += binding_id;
+  return key;
+}
+
+bool RegistrationRepo::KeyParts(const std::string& key, std::string* number,
+                                std::string* binding_id) {
+  if (!key.starts_with(kRegPrefix)) return false;
+  size_t slash = key.find('/', kRegPrefix.size());
+  if (slash == std::string::npos) return false;
+  *number = key.substr(kRegPrefix.size(), slash - kRegPrefix.size());
+  *binding_id = key.substr(slash + 1);
+  return !number->empty() && !binding_id->empty();
+}
+
+Result<std::vector<Registration>> RegistrationRepo::List(const std::string& number) const {
+  std::string prefix(kRegPrefix);
+  if (!number.empty()) prefix += number + "/";
+  PBX_ASSIGN_OR_RETURN(auto rows, store_.Scan(Table::kRuntime, prefix));
+  std::vector<Registration> out;
+  out.reserve(rows.size());
+  for (const auto& [key, bytes] : rows) {
+    PBX_ASSIGN_OR_RETURN(Registration g, DecodeRegistration(key, bytes));
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
+void RegistrationRepo::Put(const Registration& reg, WriteSet& writes) const {
+  writes.Put(Table::kRuntime, Key(reg.number, reg.binding_id), Encode(reg));
+}
+
+void RegistrationRepo::Delete(const std::string& number, const std::string& binding_id,
+                              WriteSet& writes) const {
+  writes.Delete(Table::kRuntime, Key(number, binding_id));
+}
+
+Result<Registration> RegistrationRepo::Decode(const Change& change) {
+  if (change.table != Table::kRuntime || !change.key.starts_with(kRegPrefix)) {
+    return Status::InvalidArgument(KeyName(change.table, change.key) + " is not a registration");
+  }
+  if (!change.value) return Status::NotFound(KeyName(change.table, change.key) + " was deleted");
+  return DecodeRegistration(change.key, *change.value);
+}
+
+// --- BanRepo ---
+
+std::string BanRepo::Prefix() { return std::string(kBanPrefix); }
+std::string BanRepo::Key(const std::string& ip) { return std::string(kBanPrefix) + ip; }
+
+Result<Ban> BanRepo::Get(const std::string& ip) const {
+  std::string key = Key(ip);
+  PBX_ASSIGN_OR_RETURN(std::string bytes, store_.Get(Table::kRuntime, key));
+  return DecodeBan(key, bytes);
+}
+
+Result<std::vector<Ban>> BanRepo::List() const {
+  PBX_ASSIGN_OR_RETURN(auto rows, store_.Scan(Table::kRuntime, kBanPrefix));
+  std::vector<Ban> out;
+  out.reserve(rows.size());
+  for (const auto& [key, bytes] : rows) {
+    PBX_ASSIGN_OR_RETURN(Ban b, DecodeBan(key, bytes));
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+void BanRepo::Put(const Ban& ban, WriteSet& writes) const {
+  writes.Put(Table::kRuntime, Key(ban.ip), EncodeBan(ban));
+}
+
+void BanRepo::Delete(const std::string& ip, bool must_exist, WriteSet& writes) const {
+  if (must_exist) writes.ExpectPresent(Table::kRuntime, Key(ip));
+  writes.Delete(Table::kRuntime, Key(ip));
+}
+
+Result<Ban> BanRepo::Decode(const Change& change) {
+  if (change.table != Table::kRuntime || !change.key.starts_with(kBanPrefix)) {
+    return Status::InvalidArgument(KeyName(change.table, change.key) + " is not a ban");
+  }
+  if (!change.value) return Status::NotFound(KeyName(change.table, change.key) + " was deleted");
+  return DecodeBan(change.key, *change.value);
 }
 
 }  // namespace pbx::store

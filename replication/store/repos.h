@@ -95,6 +95,17 @@ struct SystemSettings {
   std::string sip_realm = "pbx";
   std::string token_secret;  // raw bytes: signs API tokens, so they survive a failover
   bool first_boot_done = false;
+  // Registrar: requested expiries are clamped to [min, max] seconds.
+  uint32_t reg_expiry_min = 60;
+  uint32_t reg_expiry_max = 3600;
+  // Intrusion protection (FEATURES.md 13.2-13.4).
+  bool ban_enabled = true;
+  uint32_t ban_max_retries = 5;       // failures ...
+  uint32_t ban_find_time = 60;        // ... within this many seconds ...
+  uint32_t ban_time = 3600;           // ... ban the source for this many seconds
+  bool ban_trust_private = true;      // RFC 1918 sources are never banned
+  std::vector<std::string> ip_allow;  // IP or CIDR: never banned
+  std::vector<std::string> ip_deny;   // IP or CIDR: always dropped
 };
 
 class SettingsRepo {
@@ -127,6 +138,76 @@ class MetaRepo {
   // never written. REQUIRES: no concurrent write of the meta record (the role machine is
   // its only writer after creation).
   Result<uint64_t> BumpEpoch() const;
+
+ private:
+  StateStore& store_;
+};
+
+// One registered contact of an extension (runtime table, replicated): what a new active
+// needs to reach the phone.
+struct Registration {
+  std::string number;      // the extension
+  std::string binding_id;  // stable id of the contact within the extension (the key)
+  std::string contact;     // Contact URI as registered
+  std::string received_host;
+  uint32_t received_port = 0;
+  std::string transport;  // udp | tcp | tls
+  std::vector<std::string> path;
+  int64_t expires_unix = 0;
+  int64_t registered_unix = 0;
+  std::string user_agent;
+  std::string call_id;
+  uint32_t cseq = 0;
+  bool qualify_ok = true;
+  uint32_t qualify_rtt_ms = 0;
+  int64_t qualify_unix = 0;  // 0: never qualified
+  std::string instance;      // +sip.instance
+
+  bool operator==(const Registration&) const = default;
+};
+
+class RegistrationRepo {
+ public:
+  explicit RegistrationRepo(StateStore& store) : store_(store) {}
+  // Every binding (number "" ) or those of one extension, in key order.
+  Result<std::vector<Registration>> List(const std::string& number = "") const;
+  void Put(const Registration& reg, WriteSet& writes) const;
+  void Delete(const std::string& number, const std::string& binding_id, WriteSet& writes) const;
+  static std::string Prefix();  // "reg/"
+  static std::string Key(const std::string& number, const std::string& binding_id);
+  // NotFound for a deletion; `number`/`binding_id` then come from KeyParts().
+  static Result<Registration> Decode(const Change& change);
+  static bool KeyParts(const std::string& key, std::string* number, std::string* binding_id);
+  // Exposed for tests: the stored bytes of a record and back.
+  static std::string Encode(const Registration& reg);
+  static Result<Registration> DecodeValue(std::string_view key, std::string_view bytes);
+
+ private:
+  StateStore& store_;
+};
+
+// A source banned by intrusion protection (runtime table, replicated).
+struct Ban {
+  std::string ip;  // the key
+  std::string reason;
+  int64_t banned_unix = 0;
+  int64_t until_unix = 0;
+  uint32_t failures = 0;
+
+  bool operator==(const Ban&) const = default;
+};
+
+class BanRepo {
+ public:
+  explicit BanRepo(StateStore& store) : store_(store) {}
+  Result<Ban> Get(const std::string& ip) const;  // NotFound if absent
+  Result<std::vector<Ban>> List() const;
+  void Put(const Ban& ban, WriteSet& writes) const;
+  // With `must_exist`, also the precondition that the ban exists (Conflict otherwise).
+  void Delete(const std::string& ip, bool must_exist, WriteSet& writes) const;
+  static std::string Prefix();  // "ban/"
+  static std::string Key(const std::string& ip);
+  static Result<Ban> Decode(const Change& change);  // NotFound for a deletion
 
  private:
   StateStore& store_;

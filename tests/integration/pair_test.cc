@@ -69,15 +69,17 @@ class PairTest : public testing::Test {
     n.name = name;
     n.config = dir_.Sub(name + ".toml");
     n.run_dir = dir_.Sub(name + "/run");
-    std::ofstream(n.config) << "[node]\nname = \"" << name << "\"\n"
-                            << "data_dir = \"" << dir_.Sub(name + "/data") << "\"\n"
-                            << "run_dir = \"" << n.run_dir << "\"\n"
-                            << "[api]\nport = 0\n"
-                            << "[cluster]\nname = \"itest\"\n"
-                            << "listen = \"127.0.0.1:" << listen << "\"\n"
-                            << "peer = \"127.0.0.1:" << peer << "\"\n"
-                            << "witness = \"127.0.0.1:" << base_ << "\"\n"
-                            << "[demo]\nextensions = true\n";
+    std::ofstream(n.config)
+        << "[node]\nname = \"" << name << "\"\n"
+        << "data_dir = \"" << dir_.Sub(name + "/data") << "\"\n"
+        << "run_dir = \"" << n.run_dir << "\"\n"
+        << "[api]\nport = 0\n"
+        << "[sip]\nlisten = \"127.0.0.1\"\nudp_port = 0\ntcp_port = 0\ntls_port = 0\n"
+        << "[cluster]\nname = \"itest\"\n"
+        << "listen = \"127.0.0.1:" << listen << "\"\n"
+        << "peer = \"127.0.0.1:" << peer << "\"\n"
+        << "witness = \"127.0.0.1:" << base_ << "\"\n"
+        << "[demo]\nextensions = true\n";
     return n;
   }
 

@@ -21,11 +21,13 @@ class PbxdTest : public testing::Test {
  protected:
   void SetUp() override {
     config_ = dir_.Sub("pbx.toml");
-    std::ofstream(config_) << "[node]\nname = \"itest\"\n"
-                           << "data_dir = \"" << dir_.Sub("data") << "\"\n"
-                           << "run_dir = \"" << dir_.Sub("run") << "\"\n"
-                           << "[api]\nport = 0\n"
-                           << "[demo]\nextensions = true\n";
+    std::ofstream(config_)
+        << "[node]\nname = \"itest\"\n"
+        << "data_dir = \"" << dir_.Sub("data") << "\"\n"
+        << "run_dir = \"" << dir_.Sub("run") << "\"\n"
+        << "[api]\nport = 0\n"
+        << "[sip]\nlisten = \"127.0.0.1\"\nudp_port = 0\ntcp_port = 0\ntls_port = 0\n"
+        << "[demo]\nextensions = true\n";
   }
 
   // Starts pbxd and waits for ready.json.

@@ -22,6 +22,7 @@ port = 443
 [sip]
 udp_port = 5060
 tls_port = 5061
+digest_sha256 = false
 
 [cluster]
 listen = "10.99.0.1:7400"
@@ -58,6 +59,7 @@ TEST(BootstrapConfigTest, ParsesAFullNodeFile) {
   EXPECT_EQ(c->api_port, 443);
   EXPECT_EQ(c->sip_udp_port, 5060);
   EXPECT_EQ(c->sip_tcp_port, 5060);  // default kept
+  EXPECT_FALSE(c->sip_digest_sha256);
   ASSERT_TRUE(c->cluster.has_value());
   EXPECT_EQ(c->cluster->name, "pbx");
   EXPECT_EQ(c->cluster->listen.host, "10.99.0.1");
@@ -134,6 +136,7 @@ TEST(BootstrapConfigTest, ShippedExampleMatchesTheEmbeddedDefault) {
   EXPECT_EQ(c->run_dir, d.run_dir);
   EXPECT_EQ(c->api_port, d.api_port);
   EXPECT_EQ(c->sip_tls_port, d.sip_tls_port);
+  EXPECT_TRUE(c->sip_digest_sha256);
   EXPECT_EQ(c->wal_size_limit_mb, d.wal_size_limit_mb);
   EXPECT_EQ(c->demo_extensions, d.demo_extensions);
   EXPECT_FALSE(c->cluster.has_value());

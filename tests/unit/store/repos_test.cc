@@ -240,11 +240,15 @@ TYPED_TEST(ReposTest, SettingsDefaultUntilWritten) {
   EXPECT_EQ(defaults->sip_realm, "pbx");
   EXPECT_TRUE(defaults->token_secret.empty());
   EXPECT_FALSE(defaults->first_boot_done);
+  EXPECT_EQ(defaults->ban_max_retries, 5u);
 
   SystemSettings s;
   s.sip_realm = "office.example";
   s.token_secret = std::string("\0secret\xff", 8);
   s.first_boot_done = true;
+  s.ban_time = 7200;
+  s.ip_allow = {"192.0.2.0/24"};
+  s.ip_deny = {"198.51.100.7", "2001:db8::/32"};
   WriteSet w;
   repo.Put(s, w);
   ASSERT_TRUE(this->Commit(w).ok());
@@ -253,6 +257,9 @@ TYPED_TEST(ReposTest, SettingsDefaultUntilWritten) {
   EXPECT_EQ(got->sip_realm, s.sip_realm);
   EXPECT_EQ(got->token_secret, s.token_secret);
   EXPECT_TRUE(got->first_boot_done);
+  EXPECT_EQ(got->ban_time, 7200u);
+  EXPECT_EQ(got->ip_allow, s.ip_allow);
+  EXPECT_EQ(got->ip_deny, s.ip_deny);
 }
 
 TYPED_TEST(ReposTest, MetaRoundTrip) {

@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# Benchmarks that drive real processes with outside tools.
+#   bench/run.sh sip [--users N] [--seconds S] [--rates "R1 R2 ..."] [--only single|pair|kamailio]
+#     REGISTER with digest auth from sipp (bench/sip/reg_auth.xml, credentials from an
+#     injection file) against one pbxd, a pbxd pair (active + standby + witness, bindings
+#     committed kReplicated) and Kamailio (bench/sip/kamailio.cfg, auth_db over db_text).
+#     Each target gets a rate sweep; a rate is clean when every registration succeeded with
+#     no retransmission and the achieved rate is within 5 % of the offered one. Prints the
+#     peak clean rate (registrations/s; each is two transactions: 401, then 200), its ratio
+#     to Kamailio, and the response time (REGISTER sent -> 200 received, both round trips) at
+#     half the peak. Installs sip-tester and kamailio if missing; builds build/release.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+bin=${PBX_BENCH_BUILD:-build/release}
+
+usage() { sed -n '2,11p' "$0"; exit 2; }
+[[ "${1:-}" == "sip" ]] || usage
+shift
+users=1000
+seconds=8
+rates="500 1000 1500 2000 3000 4000 5000 6000 8000 10000 12000"
+only=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --users) users=$2; shift 2 ;;
+    --seconds) seconds=$2; shift 2 ;;
+    --rates) rates=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
+    *) usage ;;
+  esac
+done
+
+need() {  # command, package
+  command -v "$1" >/dev/null && return
+  echo "bench: installing $2"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2"
+}
+need sipp sip-tester
+need kamailio kamailio
+need curl curl
+
+if [[ "$only" != kamailio && "${PBX_BENCH_NO_BUILD:-}" != 1 ]]; then
+  cmake -S . -B "$bin" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPBX_BUILD_TESTS=OFF >/dev/null
+  cmake --build "$bin" --target pbxd pbxctl pbx-witness >/dev/null
+fi
+
+work=$(mktemp -d /tmp/pbx-bench-sip.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [[ -f "$work/kam/kam.pid" ]] && kill "$(cat "$work/kam/kam.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  [[ -n "${PBX_BENCH_KEEP:-}" ]] && echo "bench: kept $work" >&2 || rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Extensions 20001.. as sipp's injection file (number;password;credentials: sipp does not
+# expand [fieldN] inside [authentication], so the whole keyword is a field). The API refuses
+# a password that contains the number, so the password spells its digits as letters (and
+# has a digit of its own).
+{
+  echo SEQUENTIAL
+  for ((i = 20001; i < 20001 + users; i++)); do
+    pw="Bench7-pw-$(tr 0-9 a-j <<<"$i")"
+    echo "$i;$pw;[authentication username=$i password=$pw]"
+  done
+} >"$work/users.csv"
+
+json_field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
+
+# Creates every extension of users.csv through the REST API of the node with `run_dir`,
+# on one keep-alive connection (curl --next).
+provision() {
+  local run_dir=$1 port token
+  port=$(json_field "$run_dir/ready.json" api)
+  token=$(cat "$run_dir/admin.token")
+  tail -n +2 "$work/users.csv" | while IFS=';' read -r n pw _; do
+    [[ $n == 20001 ]] || echo next
+    printf 'url = "https://127.0.0.1:%s/api/v1/extensions"\n' "$port"
+    printf 'header = "Authorization: Bearer %s"\nheader = "Content-Type: application/json"\n' "$token"
+    # No keep-alive OPTIONS (qualify_interval 0): Kamailio sends none either.
+    printf 'data = "{\\"number\\":\\"%s\\",\\"name\\":\\"Bench\\",\\"password\\":\\"%s\\",\\"qualify_interval\\":0}"\n' "$n" "$pw"
+    # Each transfer after `next` starts with default options.
+    printf 'insecure\nsilent\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\n'
+  done >"$work/curl.cfg"
+  local codes
+  codes=$(curl -sk -K "$work/curl.cfg" | sort | uniq -c)
+  [[ $(wc -l <<<"$codes") == 1 && "$codes" == *" 201" ]] ||
+    { echo "bench: creating extensions gave HTTP $codes" >&2; exit 1; }
+}
+
+wait_file() {  # path, seconds
+  for ((i = 0; i < $2 * 10; i++)); do [[ -e "$1" ]] && return 0; sleep 0.1; done
+  echo "bench: $1 did not appear" >&2
+  exit 1
+}
+
+# pbxd challenges with MD5 alone, as Kamailio does: sipp 3.6 knows no SHA-256 and gives up
+# on a 401 whose first challenge is one.
+start_pbxd() {  # name, sip port, extra config
+  local d="$work/$1"
+  mkdir -p "$d"
+  cat >"$d/pbx.toml" <<EOF
+[node]
+name = "$1"
+data_dir = "$d/data"
+run_dir = "$d/run"
+[api]
+port = 0
+[sip]
+listen = "127.0.0.1"
+udp_port = $2
+tcp_port = $2
+tls_port = $(($2 + 1))
+digest_sha256 = false
+[demo]
+extensions = false
+$3
+EOF
+  "$bin/node/main/pbxd" --config "$d/pbx.toml" >"$d/log" 2>&1 &
+  pids+=($!)
+}
+
+# One sipp run at `rate` for `seconds`; prints "offered achieved ok failed retrans p50 p99".
+run_sipp() {  # port, rate, tag
+  local port=$1 rate=$2 tag=$3 m d
+  m=$(($2 * seconds))
+  d="$work/sipp-$tag-$rate"
+  mkdir -p "$d"
+  (cd "$d" && sipp "127.0.0.1:$port" -sf "$repo/bench/sip/reg_auth.xml" -inf "$work/users.csv" \
+    -i 127.0.0.1 -p 25090 -r "$rate" -m "$m" -l $((rate * 4)) -recv_timeout 4000 \
+    -timeout $((seconds * 3 + 10))s -nostdin -trace_stat -stf stat.csv -trace_rtt \
+    -rtt_freq 500 >out.log 2>&1) || true
+  python3 - "$d" "$rate" <<'EOF'
+import csv, glob, statistics, sys
+d, rate = sys.argv[1], int(sys.argv[2])
+rows = list(csv.DictReader(open(d + "/stat.csv"), delimiter=";"))
+last = rows[-1]
+ok, failed = int(last["SuccessfulCall(C)"]), int(last["FailedCall(C)"])
+retrans = int(last["Retransmissions(C)"])
+rtts = []
+for f in glob.glob(d + "/*_rtt.csv"):
+    for r in csv.reader(open(f), delimiter=";"):
+        try: rtts.append(float(r[1]))
+        except (ValueError, IndexError): pass
+rtts.sort()
+p = lambda q: rtts[min(len(rtts) - 1, int(q * len(rtts)))] if rtts else float("nan")
+# sipp's own clock: the first call started to the end of the last one (times are
+# "date<TAB>time<TAB>epoch").
+elapsed = float(last["CurrentTime"].split("\t")[-1]) - float(last["StartTime"].split("\t")[-1])
+achieved = ok / max(elapsed, 1e-9)
+print(rate, round(achieved), ok, failed, retrans, round(p(0.5), 2), round(p(0.99), 2))
+EOF
+}
+
+# Sweeps `rates`; prints each run to stderr, then "peak p50 p99" (p50/p99 at half the peak).
+sweep() {  # port, tag
+  local peak=0 line
+  for r in $rates; do
+    line=$(run_sipp "$1" "$r" "$2")
+    echo "  $2 $line" >&2
+    read -r _ achieved ok failed retrans _ _ <<<"$line"
+    if [[ $failed == 0 && $retrans == 0 && $((achieved * 100)) -ge $((r * 95)) ]]; then
+      peak=$r
+    else
+      break
+    fi
+  done
+  [[ $peak == 0 ]] && { echo "0 - -"; return; }
+  line=$(run_sipp "$1" $((peak / 2)) "$2-half")
+  echo "  $2 half: $line" >&2
+  read -r _ _ _ _ _ p50 p99 <<<"$line"
+  echo "$peak $p50 $p99"
+}
+
+declare -A result
+if [[ -z "$only" || "$only" == single ]]; then
+  start_pbxd single 25060 ""
+  wait_file "$work/single/run/ready.json" 30
+  wait_file "$work/single/run/admin.token" 30
+  provision "$work/single/run"
+  result[single]=$(sweep 25060 single)
+  kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+fi
+
+if [[ -z "$only" || "$only" == pair ]]; then
+  "$bin/node/cluster/pbx-witness" --listen tcp://127.0.0.1:25500 --max-lease-ms 5000 \
+    --run-dir "$work/witness" >"$work/witness.log" 2>&1 &
+  pids+=($!)
+  cluster() {  # name, own port, peer port
+    printf '[cluster]\nname = "bench-pair"\nlisten = "127.0.0.1:%s"\npeer = "127.0.0.1:%s"\nwitness = "127.0.0.1:25500"\n' "$2" "$3"
+  }
+  start_pbxd pa 25160 "$(cluster pa 25401 25411)"
+  sleep 1  # pa takes the lease first
+  start_pbxd pb 25170 "$(cluster pb 25411 25401)"
+  wait_file "$work/pa/run/ready.json" 30
+  wait_file "$work/pb/run/ready.json" 30
+  role() {
+    "$bin/node/cli/pbxctl" --run-dir "$work/$1/run" status --json 2>/dev/null |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["role"])' 2>/dev/null || true
+  }
+  for ((i = 0; i < 300; i++)); do
+    [[ -f "$work/pa/run/admin.token" && $(role pa) == active && $(role pb) == standby ]] && break
+    sleep 0.1
+  done
+  [[ $(role pa) == active && $(role pb) == standby ]] || { echo "bench: pair not ready" >&2; exit 1; }
+  provision "$work/pa/run"
+  result[pair]=$(sweep 25160 pair)
+fi
+
+if [[ -z "$only" || "$only" == kamailio ]]; then
+  k="$work/kam"
+  mkdir -p "$k/db"
+  cp /usr/share/kamailio/dbtext/kamailio/version "$k/db/version"
+  {
+    echo "id(int,auto) username(string) domain(string) password(string) ha1(string,null) ha1b(string,null) "
+    tail -n +2 "$work/users.csv" | while IFS=';' read -r n pw _; do echo "$n:$n:pbx:$pw::"; done
+  } >"$k/db/subscriber"
+  sed -e "s|@PORT@|25260|" -e "s|@DB@|$k/db|" -e "s|@CTL@|$k/ctl|" \
+    -e "s|@CHILDREN@|${KAMAILIO_CHILDREN:-4}|" bench/sip/kamailio.cfg >"$k/kamailio.cfg"
+  kamailio -f "$k/kamailio.cfg" -P "$k/kam.pid" -m 256 -M 32 >"$k/log" 2>&1
+  wait_file "$k/kam.pid" 10
+  sleep 1
+  result[kamailio]=$(sweep 25260 kamailio)
+fi
+
+kpeak=$(cut -d' ' -f1 <<<"${result[kamailio]:-0 - -}")
+echo
+echo "| target | peak clean REGISTER/s | ratio to Kamailio | p50 / p99 ms at half peak |"
+echo "| --- | --- | --- | --- |"
+for t in single pair kamailio; do
+  [[ -n "${result[$t]:-}" ]] || continue
+  read -r peak p50 p99 <<<"${result[$t]}"
+  ratio=$([[ $kpeak -gt 0 ]] && python3 -c "print(f'{$peak / $kpeak:.2f}')" || echo -)
+  echo "| $t | $peak | $ratio | $p50 / $p99 |"
+done

@@ -1,0 +1,125 @@
+#include "sip/registrar/digest.h"
+
+#include <strings.h>
+
+#include <array>
+#include <cstdio>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "node/core/log.h"
+
+namespace pbx::sip {
+namespace {
+
+// Fetched once: EVP_md5()/EVP_sha256() would look the implementation up on every call.
+const EVP_MD* Md(DigestAlgorithm algorithm) {
+  static const EVP_MD* md5 = EVP_MD_fetch(nullptr, "MD5", nullptr);
+  static const EVP_MD* sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  const EVP_MD* md = algorithm == DigestAlgorithm::kMd5 ? md5 : sha256;
+  PBX_CHECK(md != nullptr);
+  return md;
+}
+
+void AppendHex(const unsigned char* bytes, size_t n, std::string& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; ++i) {
+    out += kHex[bytes[i] >> 4];
+    out += kHex[bytes[i] & 15];
+  }
+}
+
+// Hashes the concatenation of `parts` joined by ':' without building the joined string.
+template <size_t N>
+std::string HashJoined(DigestAlgorithm algorithm, const std::array<std::string_view, N>& parts) {
+  thread_local EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  PBX_CHECK(ctx != nullptr);
+  PBX_CHECK(EVP_DigestInit_ex(ctx, Md(algorithm), nullptr) == 1);
+  for (size_t i = 0; i < N; ++i) {
+    if (i > 0) EVP_DigestUpdate(ctx, ":", 1);
+    EVP_DigestUpdate(ctx, parts[i].data(), parts[i].size());
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  PBX_CHECK(EVP_DigestFinal_ex(ctx, md, &len) == 1);
+  std::string out;
+  out.reserve(2 * len);
+  AppendHex(md, len, out);
+  return out;
+}
+
+constexpr size_t kStampChars = 12;  // hex seconds: good until the year 10889
+constexpr size_t kMacBytes = 12;
+
+}  // namespace
+
+std::optional<DigestAlgorithm> ParseDigestAlgorithm(std::string_view name) {
+  if (name.empty()) return DigestAlgorithm::kMd5;
+  if (name.size() >= 2 && name.front() == '"' && name.back() == '"') {
+    name = name.substr(1, name.size() - 2);
+  }
+  if (name.size() == 3 && strncasecmp(name.data(), "MD5", 3) == 0) return DigestAlgorithm::kMd5;
+  if (name.size() == 7 && strncasecmp(name.data(), "SHA-256", 7) == 0) {
+    return DigestAlgorithm::kSha256;
+  }
+  return std::nullopt;
+}
+
+std::string_view DigestAlgorithmName(DigestAlgorithm algorithm) {
+  return algorithm == DigestAlgorithm::kMd5 ? "MD5" : "SHA-256";
+}
+
+std::string DigestHash(DigestAlgorithm algorithm, std::string_view data) {
+  return HashJoined<1>(algorithm, {data});
+}
+
+std::string DigestExpectedResponse(DigestAlgorithm algorithm, std::string_view ha1,
+                                   std::string_view method, const DigestCredentials& c) {
+  std::string ha2 = HashJoined<2>(algorithm, {method, c.uri});
+  if (c.qop.empty()) return HashJoined<3>(algorithm, {ha1, c.nonce, ha2});
+  return HashJoined<6>(algorithm, {ha1, c.nonce, c.nc, c.cnonce, c.qop, ha2});
+}
+
+std::string NonceAuthority::Mac(std::string_view stamp, std::string_view realm) const {
+  std::string data(stamp);
+  data += ':';
+  data += realm;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), md, &len);
+  std::string out;
+  AppendHex(md, kMacBytes, out);
+  return out;
+}
+
+std::string NonceAuthority::Issue(std::string_view realm, int64_t now_unix) const {
+  char stamp[kStampChars + 1];
+  std::snprintf(stamp, sizeof(stamp), "%012llx", static_cast<unsigned long long>(now_unix));
+  std::string nonce(stamp, kStampChars);
+  nonce += Mac(nonce, realm);
+  return nonce;
+}
+
+NonceAuthority::Verdict NonceAuthority::Check(std::string_view nonce, std::string_view realm,
+                                              int64_t now_unix) const {
+  if (nonce.size() != kStampChars + 2 * kMacBytes) return Verdict::kInvalid;
+  std::string_view stamp = nonce.substr(0, kStampChars);
+  uint64_t issued = 0;
+  for (char ch : stamp) {
+    int v = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+    if (v < 0) return Verdict::kInvalid;
+    issued = issued * 16 + static_cast<uint64_t>(v);
+  }
+  std::string expected = Mac(stamp, realm);
+  // Constant time: the MAC is the secret-dependent part.
+  unsigned diff = 0;
+  for (size_t i = 0; i < expected.size(); ++i) diff |= expected[i] ^ nonce[kStampChars + i];
+  if (diff != 0) return Verdict::kInvalid;
+  int64_t age = now_unix - static_cast<int64_t>(issued);
+  if (age < -60) return Verdict::kInvalid;  // from the future: not ours (or a clock jump)
+  return age > lifetime_ ? Verdict::kStale : Verdict::kValid;
+}
+
+}  // namespace pbx::sip

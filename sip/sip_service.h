@@ -1,0 +1,48 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "node/core/status.h"
+#include "replication/store/state_store.h"
+
+// The SIP service as node/ sees it: the signalling thread with its transports, the
+// registrar and intrusion protection, and the committer thread that writes for them.
+// No sofia-sip type appears here.
+namespace pbx::sip {
+
+struct SipOptions {
+  std::string listen = "0.0.0.0";
+  std::string vip;  // bound too (IP_FREEBIND) when set and `listen` is not a wildcard
+  uint16_t udp_port = 5060;
+  uint16_t tcp_port = 5060;
+  uint16_t tls_port = 5061;
+  std::string tls_dir;  // agent.pem (key + certificate) and cafile.pem; empty: no TLS
+  // 401s offer SHA-256 (first, RFC 8760) and MD5; false: MD5 only. libre/baresip 1.x fail
+  // on a 401 that lists any algorithm other than MD5, even after an MD5 one.
+  bool digest_sha256 = true;
+};
+
+struct SipPorts {
+  uint16_t udp = 0;
+  uint16_t tcp = 0;
+  uint16_t tls = 0;
+};
+
+class SipService {
+ public:
+  // `store` is what SIP writes through (the node's WriteGate); `serving` says whether this
+  // node answers requests now (a standby keeps its sockets and answers nothing). Both
+  // must outlive the service; `serving` is called on the signalling thread.
+  static Result<std::unique_ptr<SipService>> Start(const SipOptions& options,
+                                                   store::StateStore& store,
+                                                   std::function<bool()> serving);
+  virtual ~SipService() = default;
+  virtual SipPorts ports() const = 0;
+  // Stops the signalling and committer threads. Idempotent.
+  virtual void Stop() = 0;
+};
+
+}  // namespace pbx::sip
