@@ -18,7 +18,7 @@ struct SipOptions {
   std::string vip;  // bound too (IP_FREEBIND) when set and `listen` is not a wildcard
   uint16_t udp_port = 5060;
   uint16_t tcp_port = 5060;
-  uint16_t tls_port = 5061;
+  uint16_t tls_port = 5062;  // the seed's default (FEATURES §8.2), not IANA 5061
   std::string tls_dir;  // agent.pem (key + certificate) and cafile.pem; empty: no TLS
   // 401s offer SHA-256 (first, RFC 8760) and MD5; false: MD5 only. libre/baresip 1.x fail
   // on a 401 that lists any algorithm other than MD5, even after an MD5 one.

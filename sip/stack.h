@@ -29,7 +29,7 @@ struct StackOptions {
   std::string vip;  // also bound (IP_FREEBIND, so a standby holds it before takeover); may be ""
   uint16_t udp_port = 5060;  // 0: ephemeral (tests); see Stack::ports()
   uint16_t tcp_port = 5060;
-  uint16_t tls_port = 5061;  // 0 with tls_dir empty: no TLS
+  uint16_t tls_port = 5062;  // 0 with tls_dir empty: no TLS
   std::string tls_dir;       // dir/agent.pem (key + certificate) and dir/cafile.pem
 };
 

@@ -41,7 +41,7 @@ struct BootstrapConfig {
   std::string sip_listen = "0.0.0.0";
   uint16_t sip_udp_port = 5060;
   uint16_t sip_tcp_port = 5060;
-  uint16_t sip_tls_port = 5061;
+  uint16_t sip_tls_port = 5062;  // the seed's default (FEATURES §8.2), not IANA 5061
   // The 401 offers SHA-256 (first) and MD5. Off: MD5 only, for phones that refuse a 401
   // listing an algorithm they do not know (libre/baresip 1.x). Both nodes of a pair alike.
   bool sip_digest_sha256 = true;

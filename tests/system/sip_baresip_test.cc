@@ -48,7 +48,7 @@ class SipBaresipTest : public testing::Test {
                           << "run_dir = \"" << dir_.Sub("run") << "\"\n"
                           << "[api]\nport = 0\n"
                           << "[sip]\nlisten = \"" << kPbxAddr << "\"\n"
-                          << "udp_port = 5060\ntcp_port = 5060\ntls_port = 5061\n"
+                          << "udp_port = 5060\ntcp_port = 5060\ntls_port = 5062\n"
                           // libre 1.x refuses a 401 that also offers SHA-256.
                           << "digest_sha256 = false\n"
                           << "[demo]\nextensions = true\n";
