@@ -1,12 +1,13 @@
 // The web admin in headless Chromium against a real pbxd (started by run_web_admin_test.sh):
 // log in as admin, create an extension and a user, check CSRF and role refusals, visit the
 // extension user portal, log out. Saves a screenshot of each page into OUT_DIR.
-//   node web_admin_test.mjs URL ADMIN_PASSWORD OUT_DIR
+// Then, on a pair node that does not serve, the read-only status page that points to the VIP.
+//   node web_admin_test.mjs URL ADMIN_PASSWORD OUT_DIR NOT_SERVING_URL
 import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 
-const [url, adminPassword, outDir] = process.argv.slice(2);
+const [url, adminPassword, outDir, notServingUrl] = process.argv.slice(2);
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const shots = [];
 
@@ -122,6 +123,14 @@ try {
   assert.equal(await fetchFromPage(page, 'GET', '/extensions', undefined, false), 403);
   await shot(page, 'portal');
   await logout(page);
+
+  // A node that does not serve offers no login, only where it stands and where the VIP is.
+  await page.goto(notServingUrl);
+  await page.locator('#standby', { hasText: 'isolated' }).waitFor();
+  assert.equal(await page.locator('#vip-link').getAttribute('href'),
+    `https://10.99.0.100:${new URL(notServingUrl).port}/`);
+  assert.equal(await page.locator('#login-form').count(), 0);
+  await shot(page, 'not-serving');
 
   assert.deepEqual(consoleErrors, []);
 } finally {

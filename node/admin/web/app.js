@@ -76,7 +76,9 @@ function showLogin() {
 // A node that does not serve (standby, isolated, maintenance) shows only where it stands
 // and where the active node is; it reloads into the admin pages if it starts serving.
 function showNotServing(info) {
-  const target = info.vip ? `https://${info.vip.includes(':') ? `[${info.vip}]` : info.vip}/` : null;
+  // Both nodes of a pair serve the admin on the same port, so the VIP's is this page's.
+  const host = info.vip && info.vip.includes(':') ? `[${info.vip}]` : info.vip;
+  const target = info.vip ? `https://${host}${location.port ? `:${location.port}` : ''}/` : null;
   const body = h('div#standby.card', {});
   const render = (i) => body.replaceChildren(
     h('h1', {}, `Node ${i.node_name} is ${i.role}`),
