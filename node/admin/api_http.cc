@@ -108,6 +108,17 @@ Status SetCredentials(store::Extension& ext, const std::string& realm,
   return Status::Ok();
 }
 
+Status AddExtensionUpdate(store::StateStore& store, ExtensionInput& in, store::WriteSet& writes) {
+  if (in.password) {
+    PBX_ASSIGN_OR_RETURN(store::SystemSettings settings, store::SettingsRepo(store).Get());
+    PBX_TRY(SetCredentials(in.ext, settings.sip_realm, *in.password));
+  }
+  in.ext.updated_unix = NowUnix();
+  store::ExtensionRepo(store).Put(in.ext, /*create=*/false, writes);
+  writes.ExpectPresent(store::Table::kConfig, store::ExtensionRepo::Prefix() + in.ext.number);
+  return Status::Ok();
+}
+
 void AddAudit(const Request& req, const Principal& who, std::string action, std::string target,
               std::string detail, store::WriteSet& writes) {
   store::AuditEntry entry;

@@ -62,6 +62,13 @@ std::string ChangedFields(const nlohmann::json& body);
 // Sets both HA1 values of `ext` for `password` under `realm`.
 Status SetCredentials(store::Extension& ext, const std::string& realm, const std::string& password);
 
+// Adds to `writes` the update of the existing extension `in.ext` (validated by
+// ParseExtensionBody): stamps updated_unix, hashes a new password under the realm in force
+// now (which may differ from the realm of the old HA1 values if the admin changed it since),
+// and requires the extension to still exist, so that an update racing a delete fails the
+// commit with Conflict instead of bringing the extension back.
+Status AddExtensionUpdate(store::StateStore& store, ExtensionInput& in, store::WriteSet& writes);
+
 // Adds an audit record of a change made through the API to `writes`, so that the change and
 // its record commit together (or not at all). `action` is "<object>.<verb>", e.g.
 // "extension.create"; `target` names the object; `detail` says what changed (never a secret).

@@ -412,23 +412,11 @@ void ApiServerImpl::UpdateExtension(const Request& req, Response& res, const Pri
           ParseExtensionBody(*body, ExtensionWrite::kUpdate, *existing, &in)) {
     return SendFieldError(res, *e);
   }
-  if (in.password) {
-    // A new password is hashed under the realm in force now, which may differ from the
-    // realm of the old HA1 values if the admin changed it since.
-    Result<store::SystemSettings> settings = store::SettingsRepo(store_).Get();
-    if (!settings.ok()) return SendStatus(req, res, settings.status());
-    if (Status st = SetCredentials(in.ext, settings->sip_realm, *in.password); !st.ok()) {
-      return SendStatus(req, res, st);
-    }
-  }
-  in.ext.updated_unix = NowUnix();
-
   store::WriteSet writes;
-  extensions.Put(in.ext, /*create=*/false, writes);
+  if (Status st = AddExtensionUpdate(store_, in, writes); !st.ok()) {
+    return SendStatus(req, res, st);
+  }
   AddAudit(req, who, "extension.update", number, ChangedFields(*body), writes);
-  // Without this, an update racing a delete would bring the extension back. The key layout
-  // is the one repos.cc documents: ExtensionRepo::Prefix() + number.
-  writes.ExpectPresent(store::Table::kConfig, store::ExtensionRepo::Prefix() + number);
   Result<store::SeqNo> seq = store_.Commit(writes, store::Durability::kReplicated);
   if (!seq.ok() && seq.status().code() == Status::Code::kConflict) {
     return SendError(res, 404, "not_found", fmt::format("extension {} not found", number));

@@ -301,17 +301,10 @@ class AccountRoutes {
     if (auto e = ParseExtensionBody(*body, ExtensionWrite::kUpdate, *existing, &in)) {
       return SendFieldError(res, *e);
     }
-    if (in.password) {
-      Result<store::SystemSettings> settings = store::SettingsRepo(store_).Get();
-      if (!settings.ok()) return SendStatus(req, res, settings.status());
-      if (Status st = SetCredentials(in.ext, settings->sip_realm, *in.password); !st.ok()) {
-        return SendStatus(req, res, st);
-      }
-    }
-    in.ext.updated_unix = NowUnix();
     store::WriteSet writes;
-    store::ExtensionRepo(store_).Put(in.ext, /*create=*/false, writes);
-    writes.ExpectPresent(store::Table::kConfig, store::ExtensionRepo::Prefix() + who.user);
+    if (Status st = AddExtensionUpdate(store_, in, writes); !st.ok()) {
+      return SendStatus(req, res, st);
+    }
     AddAudit(req, who, "portal.update", who.user, ChangedFields(*body), writes);
     if (!CommitOrReply(req, res, store_, writes, 404, "your extension no longer exists")) return;
     PBX_LOG(kInfo, "api", "extension {} changed its own settings ({})", who.user,
