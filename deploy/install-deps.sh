@@ -12,10 +12,19 @@ build_pkgs=(
 )
 # clang + libclang-rt (a Recommends, so named here): the libFuzzer targets in tests/fuzz/.
 # baresip-core: the SIP interop test in tests/system/.
-test_pkgs=(libgtest-dev libgmock-dev clang-format clang libclang-rt-14-dev baresip-core)
+# chromium runs the web admin's browser tests (tests/browser), driven by playwright-core
+# from npm (package-lock.json there; `npm ci` below).
+test_pkgs=(libgtest-dev libgmock-dev clang-format clang libclang-rt-14-dev baresip-core chromium)
+testing=false
+[[ "${1:-}" == "--test" ]] && testing=true
 
 want=("${build_pkgs[@]}")
-if [[ "${1:-}" == "--test" ]]; then want+=("${test_pkgs[@]}"); fi
+if $testing; then
+  want+=("${test_pkgs[@]}")
+  # Debian's nodejs and npm, unless a node with npm is already there (a nodesource nodejs
+  # bundles npm and conflicts with Debian's npm package).
+  command -v node >/dev/null && command -v npm >/dev/null || want+=(nodejs npm)
+fi
 
 missing=()
 for p in "${want[@]}"; do
@@ -23,17 +32,30 @@ for p in "${want[@]}"; do
     missing+=("$p")
   fi
 done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
 
-sudo=""
-[[ $(id -u) -ne 0 ]] && sudo="sudo"
-echo "install-deps: installing ${missing[*]}"
-if [[ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]]; then
-  $sudo apt-get update -qq
+if [[ ${#missing[@]} -gt 0 ]]; then
+  sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  echo "install-deps: installing ${missing[*]}"
+  if [[ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]]; then
+    $sudo apt-get update -qq
+  fi
+  if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}"; then
+    # Stale package lists (a removed version) are the usual cause: refresh once and retry.
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}"
+  fi
 fi
-if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}"; then
-  # Stale package lists (a removed version) are the usual cause: refresh once and retry.
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# The browser tests' npm packages, exactly as package-lock.json pins them; again only when
+# missing or stale (npm ci wipes node_modules, so it is not run every time).
+if $testing; then
+  browser="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+  stamp="$browser/node_modules/.package-lock.json"
+  if [[ ! -f "$stamp" || "$browser/package-lock.json" -nt "$stamp" ]]; then
+    echo "install-deps: npm ci in tests/browser"
+    (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
 fi

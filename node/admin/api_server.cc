@@ -3,36 +3,38 @@
 // LoginGuard, and the immutable members set before the server starts listening.
 //
 // Routes (all JSON; errors are {"error": {"code", "message"[, "field"]}}):
-//   POST   /api/v1/login                 no token needed
+//   POST   /api/v1/login                 no token needed; returns a bearer token
+//   POST   /api/v1/session               no token needed; browser login (session cookies)
+//   POST   /api/v1/logout                anyone logged in (clears the session cookies)
 //   GET    /api/v1/status                admin, operator, api
 //   GET    /api/v1/extensions            admin, operator, api
 //   POST   /api/v1/extensions            admin, operator, api
 //   GET    /api/v1/extensions/{number}   admin, operator, api
 //   PUT    /api/v1/extensions/{number}   admin, operator, api
 //   DELETE /api/v1/extensions/{number}   admin, operator, api
+//   POST   /api/v1/cluster/switchover    admin
+//   POST   /api/v1/cluster/maintenance   admin
+// and the groups of users_api.cc (users, settings, audit, the portal) and web_routes.cc (the
+// web admin's static files and its public node summary). Authentication: session.h.
 
 #include "node/admin/api_server.h"
 
 #include <httplib.h>
 
-#include <atomic>
-#include <cctype>
 #include <chrono>
-#include <cstdlib>
-#include <ctime>
-#include <exception>
-#include <mutex>
 #include <optional>
-#include <thread>
 #include <utility>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <sys/socket.h>
 
+#include "node/admin/api_http.h"
 #include "node/admin/credentials.h"
 #include "node/admin/extension_json.h"
 #include "node/admin/login_guard.h"
+#include "node/admin/routes.h"
+#include "node/admin/server_thread.h"
+#include "node/admin/session.h"
 #include "node/core/log.h"
 #include "replication/store/repos.h"
 
@@ -44,106 +46,8 @@ using httplib::Request;
 using httplib::Response;
 
 constexpr size_t kMaxBodyBytes = 64 * 1024;
-constexpr auto kStartDeadline = std::chrono::seconds(5);
 constexpr size_t kMaxUsernameLength = 64;
 constexpr size_t kMaxLoginPasswordLength = 256;
-
-// What the API lets a role do. Extension users get the portal, which has its own endpoints.
-enum class Permission { kViewStatus, kManageExtensions, kManageCluster, kManageSecurity };
-
-bool Allowed(store::Role role, Permission permission) {
-  switch (role) {
-    case store::Role::kAdmin:
-      return true;
-    case store::Role::kOperator:
-    case store::Role::kApi:
-      return permission == Permission::kViewStatus || permission == Permission::kManageExtensions ||
-             permission == Permission::kManageSecurity;
-    case store::Role::kExtension:
-      return false;
-  }
-  return false;
-}
-
-// The authenticated caller of a request.
-struct Principal {
-  std::string user;
-  store::Role role;
-};
-
-int64_t NowUnix() { return static_cast<int64_t>(std::time(nullptr)); }
-
-// Never throws: a value from the store that is not valid UTF-8 is replaced, not fatal.
-std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-void SendJson(Response& res, int http_status, const json& body) {
-  res.status = http_status;
-  res.set_content(Dump(body), "application/json");
-}
-
-void SendError(Response& res, int http_status, std::string_view code, std::string_view message,
-               std::string_view field = {}) {
-  json error = {{"code", code}, {"message", message}};
-  if (!field.empty()) error["field"] = field;
-  if (http_status == 401) res.set_header("WWW-Authenticate", "Bearer realm=\"pbx\"");
-  SendJson(res, http_status, json{{"error", std::move(error)}});
-}
-
-void SendFieldError(Response& res, const FieldError& e) {
-  SendError(res, 400, "invalid_argument", e.field.empty() ? e.message : e.field + " " + e.message,
-            e.field);
-}
-
-// Maps a Status to the HTTP reply. Internal details (store corruption, I/O) are logged and
-// replaced by a generic message.
-void SendStatus(const Request& req, Response& res, const Status& st, std::string_view field = {}) {
-  switch (st.code()) {
-    case Status::Code::kInvalidArgument:
-      return SendError(res, 400, "invalid_argument", st.message(), field);
-    case Status::Code::kUnauthenticated:
-      return SendError(res, 401, "unauthenticated", st.message());
-    case Status::Code::kPermissionDenied:
-      return SendError(res, 403, "permission_denied", st.message());
-    case Status::Code::kNotFound:
-      return SendError(res, 404, "not_found", st.message(), field);
-    case Status::Code::kConflict:
-      return SendError(res, 409, "conflict", st.message(), field);
-    case Status::Code::kUnavailable:
-    case Status::Code::kTimeout:
-      PBX_LOG(kWarn, "api", "{} {}: {}", req.method, req.path, st.ToString());
-      return SendError(res, 503, "unavailable", st.message());
-    case Status::Code::kOk:
-    case Status::Code::kCorruption:
-    case Status::Code::kIo:
-    case Status::Code::kInternal:
-      break;
-  }
-  PBX_LOG(kError, "api", "{} {}: {}", req.method, req.path, st.ToString());
-  SendError(res, 500, "internal", "internal error");
-}
-
-// The request body as JSON, or nullopt after sending 400.
-std::optional<json> ParseBody(const Request& req, Response& res) {
-  json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded()) {
-    SendError(res, 400, "invalid_argument", "body is not valid JSON");
-    return std::nullopt;
-  }
-  if (!body.is_object()) {
-    SendError(res, 400, "invalid_argument", "body must be a JSON object");
-    return std::nullopt;
-  }
-  return body;
-}
-
-// Sets both HA1 values of `ext` for `password` under `realm`.
-Status SetCredentials(store::Extension& ext, const std::string& realm,
-                      const std::string& password) {
-  ext.realm = realm;
-  PBX_ASSIGN_OR_RETURN(ext.ha1_md5, DigestHa1Md5(ext.number, realm, password));
-  PBX_ASSIGN_OR_RETURN(ext.ha1_sha256, DigestHa1Sha256(ext.number, realm, password));
-  return Status::Ok();
-}
 
 class ApiServerImpl final : public ApiServer {
  public:
@@ -158,7 +62,8 @@ class ApiServerImpl final : public ApiServer {
   ApiServerImpl& operator=(const ApiServerImpl&) = delete;
 
   Status Init();
-  uint16_t port() const override { return port_; }
+  uint16_t port() const override { return https_ ? https_->port() : 0; }
+  uint16_t http_port() const override { return redirect_ ? redirect_->port() : 0; }
   void Stop() override;
 
  private:
@@ -167,12 +72,28 @@ class ApiServerImpl final : public ApiServer {
   // Runs `fn`, turning any exception into a logged 500 (nothing may unwind into httplib).
   template <typename Fn>
   void Safely(const Request& req, Response& res, Fn&& fn);
+  httplib::Server::Handler Guarded(Permission permission, GuardedHandler handler);
   httplib::Server::Handler Guarded(Permission permission, Handler handler);
-  Result<Principal> Authenticate(const Request& req) const;
   void Routes();
+  RouteContext RouteContextFor();
 
+  // A successful password login.
+  struct Granted {
+    std::string user;
+    store::Role role;
+    std::string token;
+  };
+  // Checks the body's username and password (rate limited by login_guard_); on failure sends
+  // the error reply and returns nullopt.
+  std::optional<Granted> PasswordLogin(const Request& req, Response& res);
   void Login(const Request& req, Response& res);
+  void SessionLogin(const Request& req, Response& res);
+  void Logout(const Request& req, Response& res, const Principal& who);
   void GetStatus(const Request& req, Response& res, const Principal& who);
+  // Cluster operations change no record of the store, and a standby cannot write: the audit
+  // record is committed first where the node can, and logged where it cannot.
+  void AuditClusterOp(const Request& req, const Principal& who, std::string action,
+                      std::string detail);
   void Switchover(const Request& req, Response& res, const Principal& who);
   void Maintenance(const Request& req, Response& res, const Principal& who);
   void ListExtensions(const Request& req, Response& res, const Principal& who);
@@ -192,11 +113,8 @@ class ApiServerImpl final : public ApiServer {
   PasswordHash dummy_hash_;  // verified against when the user does not exist (equal timing)
 
   std::unique_ptr<httplib::SSLServer> server_;
-  uint16_t port_ = 0;
-  std::thread listener_;
-  std::atomic<bool> listener_done_{false};
-  std::mutex stop_mu_;
-  bool stopped_ = false;  // GUARDED_BY(stop_mu_)
+  std::unique_ptr<ServerThread> https_;
+  std::unique_ptr<HttpRedirect> redirect_;  // null unless ApiOptions::http_port
 };
 
 template <typename Fn>
@@ -212,122 +130,146 @@ void ApiServerImpl::Safely(const Request& req, Response& res, Fn&& fn) {
   }
 }
 
-httplib::Server::Handler ApiServerImpl::Guarded(Permission permission, Handler handler) {
-  return [this, permission, handler](const Request& req, Response& res) {
+httplib::Server::Handler ApiServerImpl::Guarded(Permission permission, GuardedHandler handler) {
+  return [this, permission, handler = std::move(handler)](const Request& req, Response& res) {
     Safely(req, res, [&] {
-      Result<Principal> who = Authenticate(req);
+      Result<Principal> who = Authenticate(store_, req);
       if (!who.ok()) return SendStatus(req, res, who.status());
       if (!Allowed(who->role, permission)) {
         return SendError(res, 403, "permission_denied",
                          fmt::format("role {} may not do this", store::RoleName(who->role)));
       }
-      (this->*handler)(req, res, *who);
+      handler(req, res, *who);
     });
   };
 }
 
-Result<Principal> ApiServerImpl::Authenticate(const Request& req) const {
-  const Status denied = Status::Unauthenticated("missing, invalid or expired bearer token");
-  std::string header = req.get_header_value("Authorization");
-  constexpr std::string_view kScheme = "bearer ";
-  if (header.size() <= kScheme.size()) return denied;
-  for (size_t i = 0; i < kScheme.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return denied;
-  }
-  std::string_view token = std::string_view(header).substr(kScheme.size());
+httplib::Server::Handler ApiServerImpl::Guarded(Permission permission, Handler handler) {
+  return Guarded(permission,
+                 [this, handler](const Request& req, Response& res, const Principal& who) {
+                   (this->*handler)(req, res, who);
+                 });
+}
 
-  PBX_ASSIGN_OR_RETURN(store::SystemSettings settings, store::SettingsRepo(store_).Get());
-  Result<TokenClaims> claims = VerifyToken(settings.token_secret, token);
-  if (!claims.ok()) return denied;
-
-  // The account's current role counts, not the one in the token, and a deleted account's
-  // tokens stop working at once.
-  Result<store::User> user = store::UserRepo(store_).Get(claims->user);
-  if (user.ok()) return Principal{user->name, user->role};
-  if (!user.status().IsNotFound()) return user.status();
-  if (claims->role == store::RoleName(store::Role::kExtension)) {
-    Result<store::Extension> ext = store::ExtensionRepo(store_).Get(claims->user);
-    if (ext.ok() && ext->web_login) return Principal{ext->number, store::Role::kExtension};
-    if (!ext.ok() && !ext.status().IsNotFound()) return ext.status();
+std::optional<ApiServerImpl::Granted> ApiServerImpl::PasswordLogin(const Request& req,
+                                                                   Response& res) {
+  const auto now = LoginGuard::Clock::now();
+  auto retry = login_guard_.RetryAfter(req.remote_addr, now);
+  if (retry > LoginGuard::Clock::duration::zero()) {
+    auto seconds = std::chrono::ceil<std::chrono::seconds>(retry).count();
+    res.set_header("Retry-After", std::to_string(seconds));
+    SendError(res, 429, "too_many_requests",
+              fmt::format("too many failed logins; retry in {} s", seconds));
+    return std::nullopt;
   }
-  return denied;
+  std::optional<json> body = ParseBody(req, res);
+  if (!body) return std::nullopt;
+  for (const char* field : {"username", "password"}) {
+    auto it = body->find(field);
+    if (it == body->end() || !it->is_string()) {
+      SendError(res, 400, "invalid_argument", fmt::format("{} must be a string", field), field);
+      return std::nullopt;
+    }
+  }
+  const std::string username = (*body)["username"].get<std::string>();
+  const std::string password = (*body)["password"].get<std::string>();
+
+  Result<store::SystemSettings> settings = store::SettingsRepo(store_).Get();
+  if (!settings.ok()) {
+    SendStatus(req, res, settings.status());
+    return std::nullopt;
+  }
+  if (settings->token_secret.empty()) {
+    SendError(res, 503, "unavailable", "the system is not provisioned yet");
+    return std::nullopt;
+  }
+
+  std::optional<store::Role> role;
+  bool plausible = username.size() <= kMaxUsernameLength &&
+                   password.size() <= kMaxLoginPasswordLength && !username.empty();
+  Result<store::User> user =
+      plausible ? store::UserRepo(store_).Get(username) : Status::NotFound("");
+  if (user.ok()) {
+    PasswordHash stored{user->password_salt, user->password_hash, user->kdf_iterations};
+    if (VerifyPassword(password, stored)) role = user->role;
+  } else if (!user.status().IsNotFound()) {
+    SendStatus(req, res, user.status());
+    return std::nullopt;
+  } else {
+    // FEATURES.md §16: an extension user logs in with its number and SIP password, if its
+    // web login is enabled. Only the HA1 is stored, so we compare HA1s.
+    std::optional<store::Extension> ext;
+    if (plausible && IsValidExtensionNumber(username)) {
+      Result<store::Extension> r = store::ExtensionRepo(store_).Get(username);
+      if (r.ok()) {
+        ext = std::move(r).value();
+      } else if (!r.status().IsNotFound()) {
+        SendStatus(req, res, r.status());
+        return std::nullopt;
+      }
+    }
+    if (ext && ext->web_login && !ext->ha1_sha256.empty()) {
+      Result<std::string> ha1 = DigestHa1Sha256(username, ext->realm, password);
+      if (ha1.ok() && ConstantTimeEquals(*ha1, ext->ha1_sha256)) role = store::Role::kExtension;
+    } else {
+      // Spend the same time as for a real account, so timing does not reveal user names.
+      (void)VerifyPassword(password, dummy_hash_);
+    }
+  }
+
+  if (!role) {
+    login_guard_.RecordFailure(req.remote_addr, now);
+    PBX_LOG(kWarn, "api", "login failed from {}", req.remote_addr);
+    SendError(res, 401, "unauthenticated", "invalid username or password");
+    return std::nullopt;
+  }
+  login_guard_.RecordSuccess(req.remote_addr);
+  std::string_view role_name = store::RoleName(*role);
+  Result<std::string> token =
+      MintToken(settings->token_secret, username, role_name, options_.token_ttl_seconds);
+  if (!token.ok()) {
+    SendStatus(req, res, token.status());
+    return std::nullopt;
+  }
+  PBX_LOG(kInfo, "api", "login user={} role={} from {}", username, role_name, req.remote_addr);
+  return Granted{username, *role, std::move(token).value()};
 }
 
 void ApiServerImpl::Login(const Request& req, Response& res) {
   Safely(req, res, [&] {
-    const auto now = LoginGuard::Clock::now();
-    auto retry = login_guard_.RetryAfter(req.remote_addr, now);
-    if (retry > LoginGuard::Clock::duration::zero()) {
-      auto seconds = std::chrono::ceil<std::chrono::seconds>(retry).count();
-      res.set_header("Retry-After", std::to_string(seconds));
-      return SendError(res, 429, "too_many_requests",
-                       fmt::format("too many failed logins; retry in {} s", seconds));
-    }
-    std::optional<json> body = ParseBody(req, res);
-    if (!body) return;
-    for (const char* field : {"username", "password"}) {
-      auto it = body->find(field);
-      if (it == body->end() || !it->is_string()) {
-        return SendError(res, 400, "invalid_argument", fmt::format("{} must be a string", field),
-                         field);
-      }
-    }
-    const std::string username = (*body)["username"].get<std::string>();
-    const std::string password = (*body)["password"].get<std::string>();
+    std::optional<Granted> granted = PasswordLogin(req, res);
+    if (!granted) return;
+    SendJson(res, 200,
+             json{{"token", granted->token},
+                  {"expires", NowUnix() + options_.token_ttl_seconds},
+                  {"role", store::RoleName(granted->role)}});
+  });
+}
 
+// The browser's login: the same check, but the token goes into an HttpOnly cookie the page
+// cannot read, and the page gets the CSRF token it must echo (session.h).
+void ApiServerImpl::SessionLogin(const Request& req, Response& res) {
+  Safely(req, res, [&] {
+    std::optional<Granted> granted = PasswordLogin(req, res);
+    if (!granted) return;
     Result<store::SystemSettings> settings = store::SettingsRepo(store_).Get();
     if (!settings.ok()) return SendStatus(req, res, settings.status());
-    if (settings->token_secret.empty()) {
-      return SendError(res, 503, "unavailable", "the system is not provisioned yet");
-    }
-
-    std::optional<store::Role> role;
-    bool plausible = username.size() <= kMaxUsernameLength &&
-                     password.size() <= kMaxLoginPasswordLength && !username.empty();
-    Result<store::User> user =
-        plausible ? store::UserRepo(store_).Get(username) : Status::NotFound("");
-    if (user.ok()) {
-      PasswordHash stored{user->password_salt, user->password_hash, user->kdf_iterations};
-      if (VerifyPassword(password, stored)) role = user->role;
-    } else if (!user.status().IsNotFound()) {
-      return SendStatus(req, res, user.status());
-    } else {
-      // FEATURES.md §16: an extension user logs in with its number and SIP password, if its
-      // web login is enabled. Only the HA1 is stored, so we compare HA1s.
-      std::optional<store::Extension> ext;
-      if (plausible && IsValidExtensionNumber(username)) {
-        Result<store::Extension> r = store::ExtensionRepo(store_).Get(username);
-        if (r.ok()) {
-          ext = std::move(r).value();
-        } else if (!r.status().IsNotFound()) {
-          return SendStatus(req, res, r.status());
-        }
-      }
-      if (ext && ext->web_login && !ext->ha1_sha256.empty()) {
-        Result<std::string> ha1 = DigestHa1Sha256(username, ext->realm, password);
-        if (ha1.ok() && ConstantTimeEquals(*ha1, ext->ha1_sha256)) role = store::Role::kExtension;
-      } else {
-        // Spend the same time as for a real account, so timing does not reveal user names.
-        (void)VerifyPassword(password, dummy_hash_);
-      }
-    }
-
-    if (!role) {
-      login_guard_.RecordFailure(req.remote_addr, now);
-      PBX_LOG(kWarn, "api", "login failed from {}", req.remote_addr);
-      return SendError(res, 401, "unauthenticated", "invalid username or password");
-    }
-    login_guard_.RecordSuccess(req.remote_addr);
-    std::string_view role_name = store::RoleName(*role);
-    Result<std::string> token =
-        MintToken(settings->token_secret, username, role_name, options_.token_ttl_seconds);
-    if (!token.ok()) return SendStatus(req, res, token.status());
-    PBX_LOG(kInfo, "api", "login user={} role={} from {}", username, role_name, req.remote_addr);
+    std::string csrf = CsrfTokenFor(settings->token_secret, granted->token);
+    SetSessionCookies(res, granted->token, csrf, options_.token_ttl_seconds);
     SendJson(res, 200,
-             json{{"token", *token},
-                  {"expires", NowUnix() + options_.token_ttl_seconds},
-                  {"role", role_name}});
+             json{{"user", granted->user},
+                  {"role", store::RoleName(granted->role)},
+                  {"csrf_token", csrf},
+                  {"expires", NowUnix() + options_.token_ttl_seconds}});
   });
+}
+
+// Tokens are self-validating, so logging out forgets the browser's copy; a copy taken
+// elsewhere stays valid until it expires (ApiOptions::token_ttl_seconds).
+void ApiServerImpl::Logout(const Request& req, Response& res, const Principal& who) {
+  if (who.cookie) ClearSessionCookies(res);
+  PBX_LOG(kInfo, "api", "logout user={} from {}", who.user, req.remote_addr);
+  res.status = 204;
 }
 
 void ApiServerImpl::GetStatus(const Request& req, Response& res, const Principal&) {
@@ -365,9 +307,21 @@ void ApiServerImpl::GetStatus(const Request& req, Response& res, const Principal
   SendJson(res, 200, body);
 }
 
+void ApiServerImpl::AuditClusterOp(const Request& req, const Principal& who, std::string action,
+                                   std::string detail) {
+  store::WriteSet writes;
+  AddAudit(req, who, action, "", detail, writes);
+  Result<store::SeqNo> seq = store_.Commit(writes, store::Durability::kReplicated);
+  if (!seq.ok()) {
+    PBX_LOG(kWarn, "api", "audit {} {} by {} from {} not recorded: {}", action, detail, who.user,
+            req.remote_addr, seq.status().ToString());
+  }
+}
+
 void ApiServerImpl::Switchover(const Request& req, Response& res, const Principal& who) {
   if (!cluster_ops_.switchover) return SendError(res, 404, "not_found", "this node has no peer");
   PBX_LOG(kInfo, "api", "switchover requested by {}", who.user);
+  AuditClusterOp(req, who, "cluster.switchover", "");
   if (Status s = cluster_ops_.switchover(); !s.ok()) return SendStatus(req, res, s);
   SendJson(res, 202, json{{"accepted", true}});
 }
@@ -388,6 +342,8 @@ void ApiServerImpl::Maintenance(const Request& req, Response& res, const Princip
   bool on = (*body)["on"].get<bool>();
   bool force = body->value("force", false);
   PBX_LOG(kInfo, "api", "maintenance {} requested by {}", on ? "on" : "off", who.user);
+  AuditClusterOp(req, who, "cluster.maintenance",
+                 fmt::format("on={} force={}", on ? "true" : "false", force ? "true" : "false"));
   if (Status s = cluster_ops_.maintenance(on, force); !s.ok()) return SendStatus(req, res, s);
   SendJson(res, 202, json{{"accepted", true}});
 }
@@ -430,6 +386,7 @@ void ApiServerImpl::CreateExtension(const Request& req, Response& res, const Pri
 
   store::WriteSet writes;
   store::ExtensionRepo(store_).Put(in.ext, /*create=*/true, writes);
+  AddAudit(req, who, "extension.create", in.ext.number, in.ext.name, writes);
   Result<store::SeqNo> seq = store_.Commit(writes, store::Durability::kReplicated);
   if (!seq.ok() && seq.status().code() == Status::Code::kConflict) {
     return SendError(res, 409, "conflict", fmt::format("extension {} exists", in.ext.number),
@@ -458,22 +415,11 @@ void ApiServerImpl::UpdateExtension(const Request& req, Response& res, const Pri
           ParseExtensionBody(*body, ExtensionWrite::kUpdate, *existing, &in)) {
     return SendFieldError(res, *e);
   }
-  if (in.password) {
-    // A new password is hashed under the realm in force now, which may differ from the
-    // realm of the old HA1 values if the admin changed it since.
-    Result<store::SystemSettings> settings = store::SettingsRepo(store_).Get();
-    if (!settings.ok()) return SendStatus(req, res, settings.status());
-    if (Status st = SetCredentials(in.ext, settings->sip_realm, *in.password); !st.ok()) {
-      return SendStatus(req, res, st);
-    }
-  }
-  in.ext.updated_unix = NowUnix();
-
   store::WriteSet writes;
-  extensions.Put(in.ext, /*create=*/false, writes);
-  // Without this, an update racing a delete would bring the extension back. The key layout
-  // is the one repos.cc documents: ExtensionRepo::Prefix() + number.
-  writes.ExpectPresent(store::Table::kConfig, store::ExtensionRepo::Prefix() + number);
+  if (Status st = AddExtensionUpdate(store_, in, writes); !st.ok()) {
+    return SendStatus(req, res, st);
+  }
+  AddAudit(req, who, "extension.update", number, ChangedFields(*body), writes);
   Result<store::SeqNo> seq = store_.Commit(writes, store::Durability::kReplicated);
   if (!seq.ok() && seq.status().code() == Status::Code::kConflict) {
     return SendError(res, 404, "not_found", fmt::format("extension {} not found", number));
@@ -491,6 +437,7 @@ void ApiServerImpl::DeleteExtension(const Request& req, Response& res, const Pri
   }
   store::WriteSet writes;
   store::ExtensionRepo(store_).Delete(number, writes);
+  AddAudit(req, who, "extension.delete", number, "", writes);
   Result<store::SeqNo> seq = store_.Commit(writes, store::Durability::kReplicated);
   if (!seq.ok() && seq.status().code() == Status::Code::kConflict) {
     return SendError(res, 404, "not_found", fmt::format("extension {} not found", number));
@@ -554,6 +501,9 @@ void ApiServerImpl::DeleteBan(const Request& req, Response& res, const Principal
 void ApiServerImpl::Routes() {
   constexpr const char* kExtension = R"(/api/v1/extensions/([0-9]+))";
   server_->Post("/api/v1/login", [this](const Request& req, Response& res) { Login(req, res); });
+  server_->Post("/api/v1/session",
+                [this](const Request& req, Response& res) { SessionLogin(req, res); });
+  server_->Post("/api/v1/logout", Guarded(Permission::kOwnAccount, &ApiServerImpl::Logout));
   server_->Get("/api/v1/status", Guarded(Permission::kViewStatus, &ApiServerImpl::GetStatus));
   server_->Post("/api/v1/cluster/switchover",
                 Guarded(Permission::kManageCluster, &ApiServerImpl::Switchover));
@@ -567,6 +517,7 @@ void ApiServerImpl::Routes() {
   server_->Put(kExtension, Guarded(Permission::kManageExtensions, &ApiServerImpl::UpdateExtension));
   server_->Delete(kExtension,
                   Guarded(Permission::kManageExtensions, &ApiServerImpl::DeleteExtension));
+  AddAccountRoutes(*server_, RouteContextFor());
 
   server_->Get("/api/v1/registrations",
                Guarded(Permission::kViewStatus, &ApiServerImpl::ListRegistrations));
@@ -616,68 +567,34 @@ Status ApiServerImpl::Init() {
   server_->set_keep_alive_timeout(5);
   server_->set_read_timeout(10);
   server_->set_write_timeout(10);
-  server_->set_default_headers({{"Cache-Control", "no-store"}});
-  // httplib's default sets SO_REUSEPORT, which would let a second pbxd bind the same port and
-  // silently take half the connections; SO_REUSEADDR alone still allows a quick restart.
-  server_->set_socket_options([](socket_t sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
+  // The web admin's pages load only their own scripts and styles and may not be framed.
+  server_->set_default_headers(
+      {{"Cache-Control", "no-store"},
+       {"X-Content-Type-Options", "nosniff"},
+       {"Referrer-Policy", "no-referrer"},
+       {"Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'"}});
   Routes();
+  PBX_TRY(AddWebRoutes(*server_, RouteContextFor(), options_.web_dir));
 
-  if (options_.port == 0) {
-    int port = server_->bind_to_any_port(options_.bind_address);
-    if (port <= 0) {
-      return Status::Unavailable(fmt::format("cannot bind {}:0", options_.bind_address));
-    }
-    port_ = static_cast<uint16_t>(port);
-  } else {
-    if (!server_->bind_to_port(options_.bind_address, options_.port)) {
-      return Status::Unavailable(fmt::format("cannot bind {}:{} (in use or not permitted?)",
-                                             options_.bind_address, options_.port));
-    }
-    port_ = options_.port;
+  https_ = std::make_unique<ServerThread>(*server_);
+  PBX_TRY(https_->Start(options_.bind_address, options_.port));
+  PBX_LOG(kInfo, "api", "listening on https://{}:{}", options_.bind_address, https_->port());
+  if (options_.http_port) {
+    PBX_ASSIGN_OR_RETURN(
+        redirect_, StartHttpRedirect(options_.bind_address, *options_.http_port, https_->port()));
   }
-
-  listener_ = std::thread([this] {
-    try {
-      server_->listen_after_bind();
-    } catch (const std::exception& e) {
-      PBX_LOG(kError, "api", "listener thread: unexpected exception: {}", e.what());
-      std::abort();
-    } catch (...) {
-      PBX_LOG(kError, "api", "listener thread: unexpected exception");
-      std::abort();
-    }
-    listener_done_ = true;
-  });
-  // httplib 0.11 has no wait_until_ready(): poll is_running() against a deadline.
-  const auto deadline = std::chrono::steady_clock::now() + kStartDeadline;
-  while (!server_->is_running()) {
-    if (listener_done_ || std::chrono::steady_clock::now() > deadline) {
-      Stop();
-      return Status::Unavailable(
-          fmt::format("API server on {}:{} did not start", options_.bind_address, port_));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  PBX_LOG(kInfo, "api", "listening on https://{}:{}", options_.bind_address, port_);
   return Status::Ok();
 }
 
+RouteContext ApiServerImpl::RouteContextFor() {
+  return RouteContext{store_, status_, [this](Permission permission, GuardedHandler handler) {
+                        return Guarded(permission, std::move(handler));
+                      }};
+}
+
 void ApiServerImpl::Stop() {
-  std::lock_guard<std::mutex> lock(stop_mu_);
-  if (stopped_) return;
-  stopped_ = true;
-  if (!listener_.joinable()) return;
-  // httplib's stop() does nothing before the listener runs, and must be called only once;
-  // the listener marks itself running first thing, so this wait is short.
-  while (!server_->is_running() && !listener_done_) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  server_->stop();
-  listener_.join();
-  PBX_LOG(kInfo, "api", "stopped listening on {}:{}", options_.bind_address, port_);
+  if (redirect_) redirect_->Stop();
+  if (https_) https_->Stop();
 }
 
 }  // namespace

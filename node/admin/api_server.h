@@ -37,12 +37,18 @@ struct NodeStatus {
   std::string node_name;
   std::string role = "standalone";  // standalone | starting | syncing | standby | active | ...
   std::string role_reason;          // why it has that role
+  bool serving = true;              // takes writes (standalone, or active within its lease)
   std::string version;
   uint64_t epoch = 0;
   uint64_t last_seq = 0;
   int64_t started_unix = 0;
   std::optional<ClusterStatus> cluster;  // absent on a single node
 };
+
+// Where pbxd looks for the web admin when the bootstrap file names no [api] web_dir: the
+// installed copy (<prefix>/share/pbx/web) if it exists, else the source tree's node/admin/web
+// (a run from the build directory). Empty if neither exists.
+std::string DefaultWebDir();
 
 // What an admin may ask of the pair (POST /api/v1/cluster/...). Unset on a single node,
 // where those endpoints answer 404.
@@ -57,11 +63,18 @@ struct ApiOptions {
   std::string cert_file;  // PEM certificate
   std::string key_file;   // PEM private key
   int threads = 4;
-  int64_t token_ttl_seconds = 12 * 3600;  // lifetime of tokens issued by POST /api/v1/login
+  int64_t token_ttl_seconds = 12 * 3600;  // lifetime of tokens and browser sessions
+  // The web admin's static files (index.html, ES modules, CSS), served at "/"; empty: no
+  // web admin, only the API. It must exist when set.
+  std::string web_dir;
+  // A plain-HTTP port on bind_address that redirects every request to HTTPS; nullopt: none,
+  // 0: any free port (see ApiServer::http_port()).
+  std::optional<uint16_t> http_port;
 };
 
-// The REST API (JSON under /api/v1/) over HTTPS. Runs its own thread pool; handlers read the
-// store directly and write through its transactions. `store` and `status` must outlive it.
+// The REST API (JSON under /api/v1/) and the web admin over HTTPS. Runs its own thread pool;
+// handlers read the store directly and write through its transactions. `store` and `status` must
+// outlive it.
 class ApiServer {
  public:
   virtual ~ApiServer() = default;
@@ -72,6 +85,8 @@ class ApiServer {
                                                   ClusterOps cluster_ops = {});
   // The port actually bound.
   virtual uint16_t port() const = 0;
+  // The plain-HTTP redirect's port; 0 when there is none.
+  virtual uint16_t http_port() const = 0;
   // Stops accepting and waits for requests in flight. Idempotent; the destructor calls it.
   virtual void Stop() = 0;
 };

@@ -357,6 +357,13 @@ Result<TokenClaims> VerifyToken(std::string_view secret, std::string_view token)
   return out;
 }
 
+std::string CsrfTokenFor(std::string_view secret, std::string_view session_token) {
+  if (secret.empty()) return {};
+  std::string data = "csrf:";
+  data += session_token;
+  return Base64UrlEncode(HmacSha256(secret, data));
+}
+
 Status GenerateSelfSignedCert(const std::string& cert_path, const std::string& key_path,
                               const std::string& common_name,
                               const std::vector<std::string>& sans) {

@@ -74,6 +74,11 @@ Result<std::string> MintToken(std::string_view secret, std::string_view user, st
 // (compared with the wall clock).
 Result<TokenClaims> VerifyToken(std::string_view secret, std::string_view token);
 
+// The CSRF token that goes with the browser session `session_token` (a token of MintToken):
+// base64url(HMAC-SHA256(secret, "csrf:" + session_token)). Self-validating like the session,
+// so both survive a failover without any server-side state. Empty if `secret` is empty.
+std::string CsrfTokenFor(std::string_view secret, std::string_view session_token);
+
 // Writes a self-signed X.509v3 certificate (EC P-256, SHA-256, valid for 10 years,
 // serverAuth) and its private key as PEM. subjectAltName holds IP:127.0.0.1, DNS:localhost
 // and every entry of `sans` (an IPv4/IPv6 literal becomes IP:, anything else DNS:).

@@ -132,9 +132,11 @@ Status Fill(const toml::table& root, const Reader& r, BootstrapConfig& c) {
   PBX_TRY(st);
 
   if (const toml::table* t = r.Table(root, "api", st)) {
-    PBX_TRY(r.OnlyKeys(*t, "api", {"listen", "port", "admin_password"}));
+    PBX_TRY(r.OnlyKeys(*t, "api", {"listen", "port", "admin_password", "web_dir", "http_port"}));
     PBX_TRY(r.Address(*t, "listen", c.api_listen));
     PBX_TRY(r.Int(*t, "port", c.api_port, 0, 65535));
+    PBX_TRY(r.String(*t, "web_dir", c.web_dir));
+    PBX_TRY(r.Int(*t, "http_port", c.http_port, 0, 65535));
     std::string pw;
     PBX_TRY(r.String(*t, "admin_password", pw));
     if (!pw.empty()) c.admin_password = pw;

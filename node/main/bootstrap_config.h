@@ -35,6 +35,8 @@ struct BootstrapConfig {
   // [api]: the REST API and web admin (HTTPS).
   std::string api_listen = "127.0.0.1";
   uint16_t api_port = 8443;
+  std::string web_dir;     // the web admin's files; empty: admin::DefaultWebDir()
+  uint16_t http_port = 0;  // plain HTTP that redirects to HTTPS; 0: off
   std::optional<std::string> admin_password;  // first boot only; generated if absent
 
   // [sip]: parsed now, used by the SIP stack.

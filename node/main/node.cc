@@ -186,6 +186,8 @@ class NodeImpl : public Node {
     api.port = config_.api_port;
     api.cert_file = cert_file_.string();
     api.key_file = key_file.string();
+    api.web_dir = config_.web_dir.empty() ? admin::DefaultWebDir() : config_.web_dir;
+    if (config_.http_port != 0) api.http_port = config_.http_port;
     admin::ClusterOps ops;
     if (config_.cluster) {
       // cluster_ is created after the API: requests before then are answered Unavailable.
@@ -235,9 +237,11 @@ class NodeImpl : public Node {
   admin::NodeStatus CurrentStatus() const {
     admin::NodeStatus s;
     s.node_name = config_.node_name;
+    s.serving = !config_.cluster;  // a pair node serves only once its role machine says so
     if (cluster_ready_.load()) {
       s.role = cluster_->role();
       s.role_reason = cluster_->role_reason();
+      s.serving = cluster_->Serving();
       s.cluster = cluster_->Snapshot();
     }
     s.version = PBX_VERSION;
@@ -262,6 +266,7 @@ class NodeImpl : public Node {
         {"sip_udp", sip_->ports().udp},
         {"sip_tcp", sip_->ports().tcp},
         {"sip_tls", sip_->ports().tls},
+        {"http", api_->http_port()},
     };
     PBX_TRY(daemon::WriteFileAtomically((run_dir_ / "ready.json").string(), ready.dump(2) + "\n",
                                         0644));

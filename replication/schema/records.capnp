@@ -80,6 +80,19 @@ struct SystemSettings {
   # Next free number: @12 (append only).
 }
 
+# One change made through the REST API (who, when, from where, what). Key: records
+# "audit/<20-digit (2^64-1 - unixMs)>-<8 hex>", so a prefix scan lists the newest first.
+struct AuditEntry {
+  unixMs @0 :Int64;
+  user @1 :Text;
+  role @2 :Text;
+  source @3 :Text;   # the client's address
+  action @4 :Text;   # "<object>.<verb>", e.g. "extension.create"
+  target @5 :Text;   # the object's key, e.g. "2001"
+  detail @6 :Text;   # what changed; never a secret
+  # Next free number: @7 (append only).
+}
+
 # Identity of the cluster and the promotion epoch. Key: meta "cluster".
 struct ClusterMeta {
   clusterId @0 :Text;

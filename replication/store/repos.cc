@@ -7,6 +7,7 @@
 //   meta   "cluster"           ClusterMeta
 //   runtime "reg/<number>/<id>" Registration
 //   runtime "ban/<ip>"          Ban
+//   records "audit/<20-digit (2^64-1 - unix_ms)>-<8 hex random>"   AuditEntry (newest first)
 // Keys sort byte-wise, so List() returns records in string order of the key: extension
 // "1000" comes before "200". That is the order the web admin and the CLI show.
 //
@@ -15,12 +16,15 @@
 
 #include "replication/store/repos.h"
 
+#include <cstdint>
 #include <cstring>
+#include <random>
 #include <string_view>
 #include <utility>
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>
+#include <fmt/format.h>
 #include <kj/array.h>
 #include <kj/exception.h>
 
@@ -35,6 +39,7 @@ constexpr std::string_view kSettingsKey = "settings/system";
 constexpr std::string_view kClusterKey = "cluster";
 constexpr std::string_view kRegPrefix = "reg/";
 constexpr std::string_view kBanPrefix = "ban/";
+constexpr std::string_view kAuditPrefix = "audit/";
 
 // Records are a few hundred bytes; this bounds the work a hostile value can cause.
 constexpr uint64_t kTraversalLimitWords = 1 << 20;  // 8 MiB
@@ -366,6 +371,42 @@ Result<Ban> DecodeBan(std::string_view key, std::string_view bytes) {
   return b;
 }
 
+// --- AuditEntry ---
+
+std::string EncodeAudit(const AuditEntry& a) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::AuditEntry>();
+  b.setUnixMs(a.unix_ms);
+  b.setUser(ToText(a.user));
+  b.setRole(ToText(a.role));
+  b.setSource(ToText(a.source));
+  b.setAction(ToText(a.action));
+  b.setTarget(ToText(a.target));
+  b.setDetail(ToText(a.detail));
+  return Serialize(message);
+}
+
+Result<AuditEntry> DecodeAudit(std::string_view key, std::string_view bytes) {
+  return DecodeRecord<schema::AuditEntry>(Table::kRecords, key, bytes, [](auto r) {
+    AuditEntry a;
+    a.unix_ms = r.getUnixMs();
+    a.user = ToString(r.getUser());
+    a.role = ToString(r.getRole());
+    a.source = ToString(r.getSource());
+    a.action = ToString(r.getAction());
+    a.target = ToString(r.getTarget());
+    a.detail = ToString(r.getDetail());
+    return a;
+  });
+}
+
+// Newest first in key order; the random suffix keeps two entries of one millisecond apart.
+std::string AuditKey(int64_t unix_ms) {
+  static thread_local std::mt19937 random{std::random_device{}()};
+  uint64_t inverted = UINT64_MAX - static_cast<uint64_t>(unix_ms < 0 ? 0 : unix_ms);
+  return fmt::format("{}{:020}-{:08x}", kAuditPrefix, inverted, random());
+}
+
 }  // namespace
 
 // --- ExtensionRepo ---
@@ -441,6 +482,8 @@ void UserRepo::Delete(const std::string& name, WriteSet& writes) const {
   writes.Delete(Table::kConfig, UserKey(name));
 }
 
+std::string UserRepo::Prefix() { return std::string(kUserPrefix); }
+
 std::string_view RoleName(Role role) {
   switch (role) {
     case Role::kAdmin:
@@ -475,6 +518,25 @@ Result<SystemSettings> SettingsRepo::Get() const {
 
 void SettingsRepo::Put(const SystemSettings& settings, WriteSet& writes) const {
   writes.Put(Table::kConfig, std::string(kSettingsKey), EncodeSettings(settings));
+}
+
+// --- AuditRepo ---
+
+void AuditRepo::Append(const AuditEntry& entry, WriteSet& writes) {
+  std::string key = AuditKey(entry.unix_ms);
+  writes.ExpectAbsent(Table::kRecords, key);
+  writes.Put(Table::kRecords, std::move(key), EncodeAudit(entry));
+}
+
+Result<std::vector<AuditEntry>> AuditRepo::List(size_t limit) const {
+  PBX_ASSIGN_OR_RETURN(auto rows, store_.Scan(Table::kRecords, kAuditPrefix, limit));
+  std::vector<AuditEntry> out;
+  out.reserve(rows.size());
+  for (const auto& [key, bytes] : rows) {
+    PBX_ASSIGN_OR_RETURN(AuditEntry a, DecodeAudit(key, bytes));
+    out.push_back(std::move(a));
+  }
+  return out;
 }
 
 // --- MetaRepo ---

@@ -85,6 +85,8 @@ class UserRepo {
   Result<std::vector<User>> List() const;
   void Put(const User& user, bool create, WriteSet& writes) const;
   void Delete(const std::string& name, WriteSet& writes) const;
+  // The key prefix of users: Prefix() + name is a user's key (for preconditions).
+  static std::string Prefix();
 
  private:
   StateStore& store_;
@@ -114,6 +116,31 @@ class SettingsRepo {
   // Defaults if never written.
   Result<SystemSettings> Get() const;
   void Put(const SystemSettings& settings, WriteSet& writes) const;
+
+ private:
+  StateStore& store_;
+};
+
+// One change made through the REST API (records table), DESIGN.md §3 "audit log".
+struct AuditEntry {
+  int64_t unix_ms = 0;
+  std::string user;
+  std::string role;    // RoleName() at the time
+  std::string source;  // the client's address
+  std::string action;  // "<object>.<verb>", e.g. "extension.create"
+  std::string target;  // the object's key, e.g. "2001"
+  std::string detail;  // what changed; never a secret
+};
+
+// Append-only: entries are written in the same commit as the change they record, and are
+// never updated.
+class AuditRepo {
+ public:
+  explicit AuditRepo(StateStore& store) : store_(store) {}
+  // Adds the write of `entry` under a new key to `writes`.
+  static void Append(const AuditEntry& entry, WriteSet& writes);
+  // The newest `limit` entries (0: all), newest first.
+  Result<std::vector<AuditEntry>> List(size_t limit) const;
 
  private:
   StateStore& store_;

@@ -18,6 +18,8 @@ run_dir = "/run/pbx"
 [api]
 listen = "0.0.0.0"
 port = 443
+http_port = 80
+web_dir = "/opt/pbx/web"
 
 [sip]
 udp_port = 5060
@@ -48,6 +50,8 @@ TEST(BootstrapConfigTest, EmbeddedDefaultIsASingleNodeWithDemoExtensions) {
   EXPECT_TRUE(c.demo_extensions);
   EXPECT_EQ(c.api_listen, "127.0.0.1");
   EXPECT_EQ(c.api_port, 8443);
+  EXPECT_EQ(c.http_port, 0);       // no plain-HTTP redirect
+  EXPECT_TRUE(c.web_dir.empty());  // admin::DefaultWebDir()
 }
 
 TEST(BootstrapConfigTest, ParsesAFullNodeFile) {
@@ -57,6 +61,8 @@ TEST(BootstrapConfigTest, ParsesAFullNodeFile) {
   EXPECT_EQ(c->data_dir, "/var/lib/pbx");
   EXPECT_EQ(c->api_listen, "0.0.0.0");
   EXPECT_EQ(c->api_port, 443);
+  EXPECT_EQ(c->http_port, 80);
+  EXPECT_EQ(c->web_dir, "/opt/pbx/web");
   EXPECT_EQ(c->sip_udp_port, 5060);
   EXPECT_EQ(c->sip_tcp_port, 5060);  // default kept
   EXPECT_FALSE(c->sip_digest_sha256);
@@ -121,6 +127,9 @@ TEST(BootstrapConfigTest, ReportsTheLineOfEachProblem) {
       {"[store]\nwal_ttl_seconds = 0\n",
        "pbx.toml:2: 'wal_ttl_seconds' must be between 1 and 2592000, not 0"},
       {"[nodes]\n", "pbx.toml:1: unknown key 'nodes' in [top level]"},
+      {"[api]\nhttp_port = 65536\n",
+       "pbx.toml:2: 'http_port' must be between 0 and 65535, not 65536"},
+      {"[api]\nweb_dir = \"\"\n", "pbx.toml:2: 'web_dir' must not be empty"},
   };
   for (const Case& c : cases) {
     EXPECT_EQ(ErrorOf(c.text), c.error) << "input:\n" << c.text;
@@ -135,6 +144,8 @@ TEST(BootstrapConfigTest, ShippedExampleMatchesTheEmbeddedDefault) {
   EXPECT_EQ(c->data_dir, d.data_dir);
   EXPECT_EQ(c->run_dir, d.run_dir);
   EXPECT_EQ(c->api_port, d.api_port);
+  EXPECT_EQ(c->http_port, d.http_port);
+  EXPECT_EQ(c->web_dir, d.web_dir);
   EXPECT_EQ(c->sip_tls_port, d.sip_tls_port);
   EXPECT_TRUE(c->sip_digest_sha256);
   EXPECT_EQ(c->wal_size_limit_mb, d.wal_size_limit_mb);

@@ -262,6 +262,40 @@ TYPED_TEST(ReposTest, SettingsDefaultUntilWritten) {
   EXPECT_EQ(got->ip_deny, s.ip_deny);
 }
 
+TYPED_TEST(ReposTest, AuditListsNewestFirstAndIsBounded) {
+  AuditRepo repo(*this->store_);
+  auto empty = repo.List(10);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->empty());
+
+  // Two entries in the same millisecond get distinct keys.
+  for (int64_t ms : {1700000000000, 1700000000500, 1700000000500, 1700000001000}) {
+    AuditEntry a;
+    a.unix_ms = ms;
+    a.user = "admin";
+    a.role = "admin";
+    a.source = "127.0.0.1";
+    a.action = "extension.create";
+    a.target = std::to_string(ms);
+    a.detail = "Name";
+    WriteSet w;
+    AuditRepo::Append(a, w);
+    ASSERT_TRUE(this->Commit(w).ok());
+  }
+  auto all = repo.List(0);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 4u);
+  EXPECT_EQ((*all)[0].unix_ms, 1700000001000);
+  EXPECT_EQ((*all)[3].unix_ms, 1700000000000);
+  EXPECT_EQ((*all)[0].source, "127.0.0.1");
+  EXPECT_EQ((*all)[0].action, "extension.create");
+  EXPECT_EQ((*all)[0].detail, "Name");
+  auto two = repo.List(2);
+  ASSERT_TRUE(two.ok());
+  ASSERT_EQ(two->size(), 2u);
+  EXPECT_EQ((*two)[1].unix_ms, 1700000000500);
+}
+
 TYPED_TEST(ReposTest, MetaRoundTrip) {
   MetaRepo repo(*this->store_);
   EXPECT_TRUE(repo.Get().status().IsNotFound());

@@ -1,0 +1,36 @@
+// System status of this node and of the pair, refreshed every 2 s.
+import { api } from '../api.js';
+import { h, mount, dl, badge, every, when } from '../ui.js';
+
+function uptime(started) {
+  const s = Math.max(0, Math.floor(Date.now() / 1000) - started);
+  return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+}
+
+export async function render() {
+  const node = h('div.card#node-status', {}, 'Loading…');
+  const pair = h('div.card#pair-status', {});
+  const updated = h('p.muted#updated', {});
+  mount(h('h1', {}, 'Dashboard'), h('div.grid', {}, node, pair), updated);
+  return every(2000, async () => {
+    try {
+      const s = await api('GET', '/status');
+      node.replaceChildren(h('h2', {}, 'This node'), dl([
+        ['Name', s.node_name], ['Role', badge(s.role)], ['Version', s.version],
+        ['Epoch', s.epoch], ['Last sequence', s.last_seq], ['Up', uptime(s.started_unix)],
+        ['Extensions', s.counts.extensions],
+      ]));
+      const c = s.cluster;
+      pair.replaceChildren(h('h2', {}, 'The pair'), c ? dl([
+        ['Peer', c.peer.name || '—'], ['Peer role', c.peer.alive ? badge(c.peer.role) : h('span.bad', {}, 'not heard')],
+        ['Replication lag', `${c.lag_seqs} seq, ${c.lag_ms.toFixed(1)} ms`],
+        ['Degraded', c.degraded ? h('span.bad', {}, `since ${when(c.degraded_since_unix)}`) : 'no'],
+        ['VIP owner', c.vip_owner || '—'],
+      ]) : h('p.muted', {}, 'Single node: no [cluster] in its bootstrap file.'));
+      updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+    } catch (e) {
+      updated.textContent = `Cannot read the status: ${e.message}`;
+      updated.className = 'error';
+    }
+  });
+}
