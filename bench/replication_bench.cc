@@ -6,7 +6,10 @@
 //   resync   - checkpoint resync speed of a fresh standby, records/s;
 //   walread  - cost of one ReadWalSince at the tail of a growing WAL: with a new RocksDB
 //              iterator each time, and continuing the previous call (the shipper's way).
-// Usage: pbx_replication_bench [--quick] [--standby-sync-ms N] [commits|lag|resync|walread ...]
+// Usage: pbx_replication_bench [--quick] [--standby-sync-ms N] [--realtime P]
+//                              [commits|lag|resync|walread ...]
+//   --realtime P: runs under SCHED_RR priority P as pbxd does with [node] realtime_priority
+//   (daemon::UseRealtimeScheduling, before any thread starts).
 //   --standby-sync-ms N: the standby's background WAL sync interval (ReceiverOptions::
 //   sync_interval; default its default). A huge N leaves the standby's fsyncs out, to tell
 //   their share of the lag tail.
@@ -25,6 +28,7 @@
 
 #include <fmt/format.h>
 
+#include "node/core/daemon.h"
 #include "node/core/log.h"
 #include "replication/ship/log_receiver.h"
 #include "replication/ship/log_shipper.h"
@@ -281,22 +285,32 @@ int main(int argc, char** argv) {
   // Line-buffered even into a pipe or file (ctest): an abort must not swallow the figures.
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::vector<std::string> which;
+  int realtime = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") {
       pbx::g_quick = true;
     } else if (a == "--standby-sync-ms" && i + 1 < argc) {
       pbx::g_standby_sync = std::chrono::milliseconds(std::atoll(argv[++i]));
+    } else if (a == "--realtime" && i + 1 < argc) {
+      realtime = std::atoi(argv[++i]);
     } else if (a == "commits" || a == "lag" || a == "resync" || a == "walread") {
       which.push_back(a);
     } else {
       std::fprintf(stderr,
-                   "usage: %s [--quick] [--standby-sync-ms N] [commits|lag|resync|walread ...]\n",
+                   "usage: %s [--quick] [--standby-sync-ms N] [--realtime P] "
+                   "[commits|lag|resync|walread ...]\n",
                    argv[0]);
       return 2;
     }
   }
   if (which.empty()) which = {"commits", "lag", "resync", "walread"};
+  if (realtime > 0) {
+    if (pbx::Status st = pbx::daemon::UseRealtimeScheduling(realtime); !st.ok()) {
+      std::fprintf(stderr, "%s\n", st.message().c_str());
+      return 1;
+    }
+  }
   for (const std::string& w : which) {
     if (w == "commits") pbx::Commits();
     if (w == "lag") pbx::Lag();

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -25,6 +26,16 @@ const char* WaitForStopSignal(const sigset_t& signals) {
   int sig = 0;
   sigwait(&signals, &sig);
   return sig == SIGINT ? "SIGINT" : "SIGTERM";
+}
+
+Status UseRealtimeScheduling(int priority) {
+  sched_param param{};
+  param.sched_priority = priority;
+  if (int e = pthread_setschedparam(pthread_self(), SCHED_RR, &param); e != 0) {
+    return Status::Unavailable(
+        fmt::format("real-time priority {} refused: {}", priority, std::strerror(e)));
+  }
+  return Status::Ok();
 }
 
 Status WriteFileAtomically(const std::string& path, const std::string& content, mode_t mode) {

@@ -31,6 +31,9 @@ struct BootstrapConfig {
   std::string data_dir = ".pbx/data";
   std::string run_dir = ".pbx/run";
   std::string log_level = "info";
+  // SCHED_RR priority for the whole daemon (1-99); 0: normal scheduling. See
+  // daemon::UseRealtimeScheduling. Refused (no CAP_SYS_NICE): pbxd warns and runs normally.
+  int realtime_priority = 0;
 
   // [api]: the REST API and web admin (HTTPS).
   std::string api_listen = "127.0.0.1";

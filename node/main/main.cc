@@ -41,6 +41,13 @@ int main(int argc, char** argv) {
   log::SetLevel(level);
 
   const sigset_t stop_signals = daemon::BlockStopSignals();  // before any thread starts
+  if (config->realtime_priority > 0) {  // also before any thread starts: they inherit it
+    if (Status st = daemon::UseRealtimeScheduling(config->realtime_priority); !st.ok()) {
+      PBX_LOG(kWarn, "pbxd", "{}; running at normal priority", st.message());
+    } else {
+      PBX_LOG(kInfo, "pbxd", "running under SCHED_RR priority {}", config->realtime_priority);
+    }
+  }
 
   Result<std::unique_ptr<node::Node>> node = node::Node::Start(*config);
   if (!node.ok()) {

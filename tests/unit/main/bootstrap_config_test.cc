@@ -14,6 +14,7 @@ constexpr char kNodeA[] = R"(# node A of a pair
 name = "pbx-a"
 data_dir = "/var/lib/pbx"
 run_dir = "/run/pbx"
+realtime_priority = 20
 
 [api]
 listen = "0.0.0.0"
@@ -59,6 +60,7 @@ TEST(BootstrapConfigTest, ParsesAFullNodeFile) {
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->node_name, "pbx-a");
   EXPECT_EQ(c->data_dir, "/var/lib/pbx");
+  EXPECT_EQ(c->realtime_priority, 20);
   EXPECT_EQ(c->api_listen, "0.0.0.0");
   EXPECT_EQ(c->api_port, 443);
   EXPECT_EQ(c->http_port, 80);
@@ -103,6 +105,8 @@ TEST(BootstrapConfigTest, ReportsTheLineOfEachProblem) {
        "pbx.toml:2: 'name' may hold only letters, digits, '-', '_' and '.'"},
       {"[node]\nlog_level = \"loud\"\n",
        "pbx.toml:2: 'log_level' must be one of debug, info, warn, error"},
+      {"[node]\nrealtime_priority = 100\n",
+       "pbx.toml:2: 'realtime_priority' must be between 0 and 99, not 100"},
       {"\n\n[api]\nlisten = \"localhost\"\n",
        "pbx.toml:4: 'listen' is not an IP address: 'localhost'"},
       {"[cluster]\nlisten = \"10.0.0.1:7400\"\n", "pbx.toml:1: [cluster] needs 'peer' (host:port)"},
@@ -143,6 +147,7 @@ TEST(BootstrapConfigTest, ShippedExampleMatchesTheEmbeddedDefault) {
   EXPECT_EQ(c->node_name, d.node_name);
   EXPECT_EQ(c->data_dir, d.data_dir);
   EXPECT_EQ(c->run_dir, d.run_dir);
+  EXPECT_EQ(c->realtime_priority, d.realtime_priority);
   EXPECT_EQ(c->api_port, d.api_port);
   EXPECT_EQ(c->http_port, d.http_port);
   EXPECT_EQ(c->web_dir, d.web_dir);
