@@ -19,7 +19,7 @@ struct SipOptions {
   uint16_t udp_port = 5060;
   uint16_t tcp_port = 5060;
   uint16_t tls_port = 5062;  // the seed's default (FEATURES §8.2), not IANA 5061
-  std::string tls_dir;  // agent.pem (key + certificate) and cafile.pem; empty: no TLS
+  std::string tls_dir;       // agent.pem (key + certificate) and cafile.pem; empty: no TLS
   // 401s offer SHA-256 (first, RFC 8760) and MD5; false: MD5 only. libre/baresip 1.x fail
   // on a 401 that lists any algorithm other than MD5, even after an MD5 one.
   bool digest_sha256 = true;

@@ -112,8 +112,8 @@ Status Fill(const toml::table& root, const Reader& r, BootstrapConfig& c) {
   Status st;
 
   if (const toml::table* t = r.Table(root, "node", st)) {
-    PBX_TRY(r.OnlyKeys(*t, "node", {"name", "data_dir", "run_dir", "log_level",
-                                           "realtime_priority"}));
+    PBX_TRY(
+        r.OnlyKeys(*t, "node", {"name", "data_dir", "run_dir", "log_level", "realtime_priority"}));
     PBX_TRY(r.Int(*t, "realtime_priority", c.realtime_priority, 0, 99));
     PBX_TRY(r.String(*t, "name", c.node_name));
     PBX_TRY(r.String(*t, "data_dir", c.data_dir));
