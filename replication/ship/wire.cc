@@ -6,8 +6,8 @@
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <kj/array.h>
-#include <kj/exception.h>
 
+#include "node/core/capnp_codec.h"
 #include "replication/schema/ship.capnp.h"
 #include "replication/ship/crc32c.h"
 
@@ -276,24 +276,14 @@ Result<Message> DecodeFrame(std::string_view frame, size_t max_frame_bytes) {
   if (Crc32cExtend(0, body, body_size) != GetU32(frame.data() + 12)) {
     return Status::Corruption("frame checksum mismatch");
   }
-  if (body_size == 0 || body_size % sizeof(capnp::word) != 0) {
-    return Status::Corruption("not a Cap'n Proto message: " + std::to_string(body_size) +
-                              " bytes is not a whole number of words");
-  }
-  // FlatArrayMessageReader needs word alignment, which an nng message body does not
-  // promise: copy into an aligned array.
-  kj::Array<capnp::word> words = kj::heapArray<capnp::word>(body_size / sizeof(capnp::word));
-  std::memcpy(words.begin(), body, body_size);
-  capnp::ReaderOptions options;
-  // The default (8 Mi words = 64 MiB) would do; bound it by what this frame can hold.
-  options.traversalLimitInWords = words.size() * 2 + 1024;
-  try {
-    capnp::FlatArrayMessageReader reader(words.asPtr(), options);
-    return FromCapnp(reader.getRoot<wire::Message>());
-  } catch (const kj::Exception& e) {
-    return Status::Corruption(std::string("not a Cap'n Proto message: ") +
-                              e.getDescription().cStr());
-  }
+  capnp_codec::DecodeLimits limits;
+  // Bounded by what this frame can hold (an honest message is read about once).
+  limits.traversal_words = body_size / sizeof(capnp::word) * 2 + 1024;
+  Result<Message> m = capnp_codec::Decode<wire::Message>(
+      "frame body", std::string_view(body, body_size), limits,
+      [](wire::Message::Reader r) { return FromCapnp(r); });
+  if (!m.ok()) return Status::Corruption("not a Cap'n Proto message: " + m.status().message());
+  return m;
 }
 
 }  // namespace pbx::ship
