@@ -279,9 +279,9 @@ Result<Message> DecodeFrame(std::string_view frame, size_t max_frame_bytes) {
   capnp_codec::DecodeLimits limits;
   // Bounded by what this frame can hold (an honest message is read about once).
   limits.traversal_words = body_size / sizeof(capnp::word) * 2 + 1024;
-  Result<Message> m = capnp_codec::Decode<wire::Message>(
-      "frame body", std::string_view(body, body_size), limits,
-      [](wire::Message::Reader r) { return FromCapnp(r); });
+  Result<Message> m =
+      capnp_codec::Decode<wire::Message>("frame body", std::string_view(body, body_size), limits,
+                                         [](wire::Message::Reader r) { return FromCapnp(r); });
   if (!m.ok()) return Status::Corruption("not a Cap'n Proto message: " + m.status().message());
   return m;
 }

@@ -17,7 +17,6 @@
 #include "replication/store/repos.h"
 
 #include <cstdint>
-#include <cstring>
 #include <random>
 #include <string_view>
 #include <utility>
@@ -26,8 +25,8 @@
 #include <capnp/serialize.h>
 #include <fmt/format.h>
 #include <kj/array.h>
-#include <kj/exception.h>
 
+#include "node/core/capnp_codec.h"
 #include "replication/schema/records.capnp.h"
 
 namespace pbx::store {
@@ -67,25 +66,17 @@ std::string Serialize(capnp::MallocMessageBuilder& message) {
 }
 
 // Reads `bytes` as a message with root `T` and hands the reader to `fn`, which converts it
-// to a plain struct. Everything capnp throws while reading is turned into Corruption here.
+// to a plain struct. What capnp_codec refuses becomes Corruption naming table/key.
 template <typename T, typename Fn>
 auto DecodeRecord(Table table, std::string_view key, std::string_view bytes, Fn&& fn)
     -> Result<decltype(fn(std::declval<typename T::Reader>()))> {
-  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) {
-    return Status::Corruption(KeyName(table, key) + ": value of " + std::to_string(bytes.size()) +
-                              " bytes is not a whole number of words");
-  }
-  // The value's buffer has no alignment guarantee; capnp needs 8-byte alignment.
-  kj::Array<capnp::word> words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
-  std::memcpy(words.begin(), bytes.data(), bytes.size());
-  capnp::ReaderOptions options;
-  options.traversalLimitInWords = kTraversalLimitWords;
-  try {
-    capnp::FlatArrayMessageReader reader(words.asPtr(), options);
-    return fn(reader.getRoot<T>());
-  } catch (const kj::Exception& e) {
-    return Status::Corruption(KeyName(table, key) + ": " + e.getDescription().cStr());
-  }
+  using Out = decltype(fn(std::declval<typename T::Reader>()));
+  capnp_codec::DecodeLimits limits;
+  limits.traversal_words = kTraversalLimitWords;
+  Result<Out> out = capnp_codec::Decode<T>(
+      "value", bytes, limits, [&](typename T::Reader r) -> Result<Out> { return fn(r); });
+  if (!out.ok()) return Status::Corruption(KeyName(table, key) + ": " + out.status().message());
+  return out;
 }
 
 void SetStrings(capnp::List<capnp::Text>::Builder list, const std::vector<std::string>& v) {

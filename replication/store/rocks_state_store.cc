@@ -24,8 +24,8 @@
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>
+#include <fmt/format.h>
 #include <kj/array.h>
-#include <kj/exception.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
@@ -33,6 +33,7 @@
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
+#include "node/core/capnp_codec.h"
 #include "node/core/log.h"
 #include "replication/schema/records.capnp.h"
 #include "replication/store/change_feed.h"
@@ -109,31 +110,24 @@ std::string EncodeCfMap() {
 
 // OK if `bytes` is a map equal to ours; Corruption naming the difference otherwise.
 Status VerifyCfMap(const std::string& bytes) {
-  const std::string what = KeyName(Table::kMeta, kCfMapKey);
-  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) {
-    return Status::Corruption(what + ": not a whole number of words");
-  }
-  kj::Array<capnp::word> words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
-  std::memcpy(words.begin(), bytes.data(), bytes.size());
-  auto names = CfNames();
-  try {
-    capnp::FlatArrayMessageReader reader(words.asPtr());
-    auto entries = reader.getRoot<schema::ColumnFamilyMap>().getEntries();
-    if (entries.size() != kNumCfs) {
-      return Status::Corruption(what + ": " + std::to_string(entries.size()) +
-                                " column families recorded, expected " + std::to_string(kNumCfs));
-    }
-    for (unsigned i = 0; i < kNumCfs; ++i) {
-      std::string name = entries[i].getName().cStr();
-      if (name != names[i] || entries[i].getId() != i) {
-        return Status::Corruption(what + ": recorded " + name + "=" +
-                                  std::to_string(entries[i].getId()) + ", expected " + names[i] +
-                                  "=" + std::to_string(i));
-      }
-    }
-  } catch (const kj::Exception& e) {
-    return Status::Corruption(what + ": " + e.getDescription().cStr());
-  }
+  const auto names = CfNames();
+  Status st = capnp_codec::Decode<schema::ColumnFamilyMap>(
+      "value", bytes, {}, [&](schema::ColumnFamilyMap::Reader map) -> Status {
+        auto entries = map.getEntries();
+        if (entries.size() != kNumCfs) {
+          return Status::Corruption(
+              fmt::format("{} column families recorded, expected {}", entries.size(), kNumCfs));
+        }
+        for (unsigned i = 0; i < kNumCfs; ++i) {
+          const std::string name = capnp_codec::FromText(entries[i].getName());
+          if (name != names[i] || entries[i].getId() != i) {
+            return Status::Corruption(fmt::format("recorded {}={}, expected {}={}", name,
+                                                  entries[i].getId(), names[i], i));
+          }
+        }
+        return Status::Ok();
+      });
+  if (!st.ok()) return Status::Corruption(KeyName(Table::kMeta, kCfMapKey) + ": " + st.message());
   return Status::Ok();
 }
 
