@@ -23,8 +23,11 @@ mkdir -p "$out"
 rm -f "$out"/*.png
 tmp=$(mktemp -d)
 pids=()
+# In reverse start order: nodes before the witness, which a node waits for while it stops.
 cleanup() {
-  for pid in "${pids[@]}"; do
+  local i pid
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    pid=${pids[i]}
     if kill -0 "$pid" 2>/dev/null; then
       kill -TERM "$pid"
       for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -71,7 +74,21 @@ TOML
     "$dir/run/ready.json")
 }
 
-# A TCP port on 127.0.0.1 that the kernel just had free.
-free_port() {
-  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+# free_ports N: the first of N consecutive TCP ports on 127.0.0.1 that are free now, below
+# the kernel's ephemeral range (32768-), so that no outgoing connection takes one meanwhile.
+free_ports() {
+  node -e '
+    const net = require("net");
+    const n = Number(process.argv[1]);
+    const free = (p) => new Promise((ok) => {
+      const s = net.createServer().once("error", () => ok(false)).listen(p, "127.0.0.1", () => s.close(() => ok(true)));
+    });
+    (async () => {
+      for (;;) {
+        const base = 26000 + Math.floor(Math.random() * 6000);
+        let all = true;
+        for (let i = 0; i < n && all; i++) all = await free(base + i);
+        if (all) return console.log(base);
+      }
+    })();' "$1"
 }

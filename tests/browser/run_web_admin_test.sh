@@ -16,9 +16,9 @@ start_pbxd browser ""
 port=$api_port
 sip=$sip_port
 # A pair node whose peer and witness never answer: it stays isolated and does not serve,
-# so its pages are the read-only status page pointing to the VIP. Its replication port is
-# one the kernel just had free (the heartbeat takes the next one).
-free=$(free_port)
+# so its pages are the read-only status page pointing to the VIP. Its replication port and
+# the next one (the heartbeat's) are free.
+free=$(free_ports 2)
 start_pbxd lonely "[cluster]
 listen = \"127.0.0.1:$free\"
 peer = \"127.0.0.1:9\"
