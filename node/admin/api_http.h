@@ -26,7 +26,7 @@ enum class Permission {
   kManageCluster,     // admin
   kManageSecurity,    // admin, operator, api: bans (seed 004's intrusion protection)
   kManageUsers,       // admin
-  kManageSettings,    // admin
+  kManageSettings,    // admin: settings, backup and restore, the HTTPS certificate
   kViewAudit,         // admin
   kOwnAccount,        // everyone who logged in: who am I, change my own extension's settings
 };

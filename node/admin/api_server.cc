@@ -45,7 +45,8 @@ using json = nlohmann::json;
 using httplib::Request;
 using httplib::Response;
 
-constexpr size_t kMaxBodyBytes = 64 * 1024;
+// A restore (backup_api.cc) carries the whole configuration: thousands of extensions.
+constexpr size_t kMaxBodyBytes = 8 * 1024 * 1024;
 constexpr size_t kMaxUsernameLength = 64;
 constexpr size_t kMaxLoginPasswordLength = 256;
 
@@ -518,6 +519,8 @@ void ApiServerImpl::Routes() {
   server_->Delete(kExtension,
                   Guarded(Permission::kManageExtensions, &ApiServerImpl::DeleteExtension));
   AddAccountRoutes(*server_, RouteContextFor());
+  AddBackupRoutes(*server_, RouteContextFor());
+  AddCertificateRoutes(*server_, RouteContextFor(), options_.cert_file);
 
   server_->Get("/api/v1/registrations",
                Guarded(Permission::kViewStatus, &ApiServerImpl::ListRegistrations));

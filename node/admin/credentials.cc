@@ -435,4 +435,14 @@ Status GenerateSelfSignedCert(const std::string& cert_path, const std::string& k
   return WriteFileAtomic(cert_path, cert_pem, 0644);
 }
 
+std::string Sha256Hex(std::string_view data) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> out{};
+  unsigned int out_len = 0;
+  // SHA-256 cannot fail with valid arguments; an empty checksum never matches.
+  if (EVP_Digest(data.data(), data.size(), out.data(), &out_len, EVP_sha256(), nullptr) != 1) {
+    return {};
+  }
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(out.data()), out_len));
+}
+
 }  // namespace pbx::admin

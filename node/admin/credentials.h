@@ -53,6 +53,9 @@ Result<std::string> DigestHa1Sha256(std::string_view user, std::string_view real
 // Constant-time comparison of two byte strings (the lengths are not secret).
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
+// Lower-case hex SHA-256 of `data` (the checksum of a configuration backup).
+std::string Sha256Hex(std::string_view data);
+
 // Encodings used by tokens, exposed for tests.
 std::string HexEncode(std::string_view bytes);
 std::string Base64UrlEncode(std::string_view bytes);  // RFC 4648 §5, no padding

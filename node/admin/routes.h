@@ -32,12 +32,32 @@ struct RouteContext {
 //   PUT    /api/v1/users/{name}          admin   {role?, password?}
 //   DELETE /api/v1/users/{name}          admin
 //   GET    /api/v1/settings              admin
-//   PUT    /api/v1/settings              admin   {sip_realm}
+//   PUT    /api/v1/settings              admin   {sip_realm, ban_enabled, ban_max_retries,
+//                                        ban_find_time, ban_time, ban_trust_private,
+//                                        ip_allow, ip_deny}: any subset
 //   GET    /api/v1/audit?limit=N         admin   newest first
 //   GET    /api/v1/me                    anyone logged in: who am I (and my extension)
 //   PUT    /api/v1/me                    extension users: {email, voicemail, voicemail_pin,
 //                                        password} of their own extension
 void AddAccountRoutes(httplib::Server& server, const RouteContext& ctx);
+
+// backup_api.cc:
+//   GET    /api/v1/backup                admin   the configuration as a file (format in
+//                                        backup_api.cc), without runtime state or records
+//   POST   /api/v1/restore               admin   that file: replaces the configuration in one
+//                                        replicated commit, or 400 and nothing changes
+void AddBackupRoutes(httplib::Server& server, const RouteContext& ctx);
+
+// certificate_api.cc:
+//   GET    /api/v1/certificate           admin   what HTTPS serves: {source: uploaded |
+//                                        self-signed, subject, issuer, not_before_unix,
+//                                        not_after_unix, sha256, names}
+//   PUT    /api/v1/certificate           admin   {key, certificate, chain?} PEM: checked with
+//                                        OpenSSL, stored (replicated config), served to new
+//                                        connections at once on both nodes
+// `self_signed_file` is the node's own certificate, served until one is uploaded.
+void AddCertificateRoutes(httplib::SSLServer& server, const RouteContext& ctx,
+                          const std::string& self_signed_file);
 
 // web_routes.cc:
 //   GET /api/v1/web/info   no login: node name, role, whether it serves, the VIP, so that a

@@ -17,6 +17,7 @@
 #include "node/admin/routes.h"
 #include "node/core/log.h"
 #include "replication/store/repos.h"
+#include "sip/registrar/ban_list.h"
 
 namespace pbx::admin {
 namespace {
@@ -34,7 +35,10 @@ constexpr size_t kMaxAuditLimit = 1000;
 constexpr std::array<std::string_view, 3> kUserCreateFields = {"name", "role", "password"};
 constexpr std::array<std::string_view, 4> kUserUpdateFields = {"name", "role", "password",
                                                                "created_unix"};
-constexpr std::array<std::string_view, 1> kSettingsFields = {"sip_realm"};
+constexpr std::array<std::string_view, 8> kSettingsFields = {
+    "sip_realm", "ban_enabled",       "ban_max_retries", "ban_find_time",
+    "ban_time",  "ban_trust_private", "ip_allow",        "ip_deny"};
+constexpr size_t kMaxIpListEntries = 256;
 constexpr std::array<std::string_view, 1> kOwnPasswordFields = {"password"};
 // Fields an extension user may change on their own extension (FEATURES.md §16: email,
 // voicemail on/off, voicemail PIN, password). Forward, follow-me and DND come with the
@@ -236,18 +240,12 @@ class AccountRoutes {
     Result<store::SystemSettings> settings = store::SettingsRepo(store_).Get();
     if (!settings.ok()) return SendStatus(req, res, settings.status());
     store::SystemSettings updated = *settings;
-    if (auto it = body->find("sip_realm"); it != body->end()) {
-      if (!it->is_string() || !IsValidRealm(it->get<std::string>())) {
-        return SendFieldError(res, {"sip_realm", "must be 1-64 of A-Z, a-z, 0-9, '.', '-', '_'"});
-      }
-      updated.sip_realm = it->get<std::string>();
-    }
+    if (auto e = ParseSettings(*body, updated)) return SendFieldError(res, *e);
     store::WriteSet writes;
     store::SettingsRepo(store_).Put(updated, writes);
-    AddAudit(req, who, "settings.update", "system", fmt::format("sip_realm={}", updated.sip_realm),
-             writes);
+    AddAudit(req, who, "settings.update", "system", ChangedFields(*body), writes);
     if (!CommitOrReply(req, res, store_, writes, 409, "settings changed meanwhile")) return;
-    PBX_LOG(kInfo, "api", "settings updated by {}: sip_realm={}", who.user, updated.sip_realm);
+    PBX_LOG(kInfo, "api", "settings updated by {}: {}", who.user, ChangedFields(*body));
     SendJson(res, 200, SettingsToJson(updated));
   }
 
@@ -317,7 +315,69 @@ class AccountRoutes {
 
  private:
   static json SettingsToJson(const store::SystemSettings& s) {
-    return json{{"sip_realm", s.sip_realm}};
+    return json{{"sip_realm", s.sip_realm},
+                {"ban_enabled", s.ban_enabled},
+                {"ban_max_retries", s.ban_max_retries},
+                {"ban_find_time", s.ban_find_time},
+                {"ban_time", s.ban_time},
+                {"ban_trust_private", s.ban_trust_private},
+                {"ip_allow", s.ip_allow},
+                {"ip_deny", s.ip_deny}};
+  }
+
+  // Applies the fields of `body` to `s`; the first bad one as a FieldError (then `s` is
+  // partly changed and must be dropped).
+  static std::optional<FieldError> ParseSettings(const json& body, store::SystemSettings& s) {
+    if (auto it = body.find("sip_realm"); it != body.end()) {
+      if (!it->is_string() || !IsValidRealm(it->get<std::string>())) {
+        return FieldError{"sip_realm", "must be 1-64 of A-Z, a-z, 0-9, '.', '-', '_'"};
+      }
+      s.sip_realm = it->get<std::string>();
+    }
+    for (auto [name, target] : {std::pair{"ban_enabled", &s.ban_enabled},
+                                std::pair{"ban_trust_private", &s.ban_trust_private}}) {
+      if (auto it = body.find(name); it != body.end()) {
+        if (!it->is_boolean()) return FieldError{name, "must be true or false"};
+        *target = it->get<bool>();
+      }
+    }
+    struct Bounded {
+      const char* name;
+      uint32_t* target;
+      uint32_t min, max;
+    };
+    for (const Bounded& b : {Bounded{"ban_max_retries", &s.ban_max_retries, 1, 100},
+                             Bounded{"ban_find_time", &s.ban_find_time, 1, 86400},
+                             Bounded{"ban_time", &s.ban_time, 60, 30 * 86400}}) {
+      if (auto it = body.find(b.name); it != body.end()) {
+        if (!it->is_number_unsigned() || it->get<uint64_t>() < b.min ||
+            it->get<uint64_t>() > b.max) {
+          return FieldError{b.name, fmt::format("must be a whole number {}-{}", b.min, b.max)};
+        }
+        *b.target = static_cast<uint32_t>(it->get<uint64_t>());
+      }
+    }
+    for (auto [name, target] :
+         {std::pair{"ip_allow", &s.ip_allow}, std::pair{"ip_deny", &s.ip_deny}}) {
+      auto it = body.find(name);
+      if (it == body.end()) continue;
+      if (!it->is_array() || it->size() > kMaxIpListEntries) {
+        return FieldError{name, fmt::format("must be a list of at most {} IP addresses or "
+                                            "CIDR networks",
+                                            kMaxIpListEntries)};
+      }
+      std::vector<std::string> entries;
+      for (const json& e : *it) {
+        if (!e.is_string() || !sip::IpNetwork::Parse(e.get<std::string>())) {
+          return FieldError{name, fmt::format("{} is not an IP address or CIDR network "
+                                              "(e.g. 192.0.2.7, 10.0.0.0/8, 2001:db8::/32)",
+                                              e.dump())};
+        }
+        entries.push_back(e.get<std::string>());
+      }
+      *target = std::move(entries);
+    }
+    return std::nullopt;
   }
 
   void PutOwnPassword(const Request& req, Response& res, const Principal& who,

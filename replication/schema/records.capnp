@@ -144,3 +144,14 @@ struct Ban {
   failures @4 :UInt32;
   # Next free number: @5 (append only).
 }
+
+# The HTTPS certificate an admin uploaded (PUT /api/v1/certificate), replacing the node's
+# self-signed one on both nodes. Key: config "cert/api". PEM text; the key is unencrypted.
+struct ApiCertificate {
+  keyPem @0 :Text;
+  certPem @1 :Text;
+  chainPem @2 :Text;       # intermediates, may be empty
+  uploadedUnix @3 :Int64;
+  uploadedBy @4 :Text;
+  # Next free number: @5 (append only).
+}

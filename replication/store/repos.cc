@@ -17,10 +17,14 @@
 #include "replication/store/repos.h"
 
 #include <cstdint>
+#include <cstring>
+#include <optional>
 #include <random>
+#include <set>
 #include <string_view>
 #include <utility>
 
+#include <capnp/any.h>
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <fmt/format.h>
@@ -666,6 +670,97 @@ Result<Ban> BanRepo::Decode(const Change& change) {
   }
   if (!change.value) return Status::NotFound(KeyName(change.table, change.key) + " was deleted");
   return DecodeBan(change.key, *change.value);
+}
+
+// --- The configuration as a whole (backup and restore) ---
+
+namespace {
+
+// Any well-formed message: reading the root's total size walks every pointer, in bounds.
+Status ValidateAnyRecord(std::string_view key, std::string_view bytes) {
+  Result<uint64_t> words = DecodeRecord<capnp::AnyPointer>(
+      Table::kConfig, key, bytes, [](auto r) -> uint64_t { return r.targetSize().wordCount; });
+  return words.status();
+}
+
+Status ValidateConfigRecord(const ConfigRecord& r) {
+  if (r.key.empty()) return Status::InvalidArgument("a record has an empty key");
+  if (r.key == kSettingsKey) return DecodeSettings(r.value).status();
+  if (r.key.starts_with(kExtPrefix)) return DecodeExtension(r.key, r.value).status();
+  if (r.key.starts_with(kUserPrefix)) return DecodeUser(r.key, r.value).status();
+  return ValidateAnyRecord(r.key, r.value);
+}
+
+}  // namespace
+
+Result<std::vector<ConfigRecord>> ExportConfig(const StateStore& store) {
+  PBX_ASSIGN_OR_RETURN(auto rows, store.Scan(Table::kConfig, ""));
+  std::vector<ConfigRecord> out;
+  out.reserve(rows.size());
+  for (auto& [key, value] : rows) {
+    if (key == kSettingsKey) {
+      PBX_ASSIGN_OR_RETURN(SystemSettings s, DecodeSettings(value));
+      s.token_secret.clear();
+      value = EncodeSettings(s);
+    }
+    out.push_back({std::move(key), std::move(value)});
+  }
+  return out;
+}
+
+Status AddConfigReplace(StateStore& store, const std::vector<ConfigRecord>& records,
+                        WriteSet& writes) {
+  std::optional<SystemSettings> settings;
+  std::set<std::string_view> keep;
+  for (const ConfigRecord& r : records) {
+    if (Status st = ValidateConfigRecord(r); !st.ok()) {
+      return Status::InvalidArgument(st.message());
+    }
+    if (!keep.insert(r.key).second) {
+      return Status::InvalidArgument(KeyName(Table::kConfig, r.key) + " appears twice");
+    }
+    if (r.key == kSettingsKey) settings = *DecodeSettings(r.value);
+  }
+  if (!settings) return Status::InvalidArgument("the system settings are missing");
+  PBX_ASSIGN_OR_RETURN(SystemSettings mine, SettingsRepo(store).Get());
+  settings->token_secret = mine.token_secret;
+  settings->first_boot_done = mine.first_boot_done;
+  PBX_ASSIGN_OR_RETURN(auto existing, store.Scan(Table::kConfig, ""));
+  for (const auto& [key, value] : existing) {
+    if (!keep.contains(key)) writes.Delete(Table::kConfig, key);
+  }
+  for (const ConfigRecord& r : records) {
+    writes.Put(Table::kConfig, r.key, r.key == kSettingsKey ? EncodeSettings(*settings) : r.value);
+  }
+  return Status::Ok();
+}
+
+// --- ApiCertificate ---
+
+namespace {
+constexpr std::string_view kCertificateKey = "cert/api";
+}  // namespace
+
+std::string CertificateRepo::Key() { return std::string(kCertificateKey); }
+
+Result<ApiCertificate> CertificateRepo::Get() const {
+  PBX_ASSIGN_OR_RETURN(std::string bytes, store_.Get(Table::kConfig, kCertificateKey));
+  return DecodeRecord<schema::ApiCertificate>(Table::kConfig, kCertificateKey, bytes, [](auto r) {
+    return ApiCertificate{ToString(r.getKeyPem()), ToString(r.getCertPem()),
+                          ToString(r.getChainPem()), r.getUploadedUnix(),
+                          ToString(r.getUploadedBy())};
+  });
+}
+
+void CertificateRepo::Put(const ApiCertificate& c, WriteSet& writes) const {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::ApiCertificate>();
+  b.setKeyPem(ToText(c.key_pem));
+  b.setCertPem(ToText(c.cert_pem));
+  b.setChainPem(ToText(c.chain_pem));
+  b.setUploadedUnix(c.uploaded_unix);
+  b.setUploadedBy(ToText(c.uploaded_by));
+  writes.Put(Table::kConfig, std::string(kCertificateKey), Serialize(message));
 }
 
 }  // namespace pbx::store

@@ -240,4 +240,45 @@ class BanRepo {
   StateStore& store_;
 };
 
+// The configuration as a whole (Table::kConfig: extensions, users, settings and whatever
+// later features keep there), for backup and restore (node/admin). Runtime state and
+// records are not part of it.
+struct ConfigRecord {
+  std::string key;
+  std::string value;
+  bool operator==(const ConfigRecord&) const = default;
+};
+// Every config record in key order. The settings come without their token secret: a backup
+// carries no signing key.
+Result<std::vector<ConfigRecord>> ExportConfig(const StateStore& store);
+// Checks every record of `records` (a typed decode for extensions, users and settings, a
+// well-formed Cap'n Proto message for any other key; the settings must be there) and adds
+// to `writes` the replacement of the whole config table by them, keeping this node's token
+// secret and first-boot flag. InvalidArgument naming the first bad record; then `writes` is
+// unchanged.
+Status AddConfigReplace(StateStore& store, const std::vector<ConfigRecord>& records,
+                        WriteSet& writes);
+
+// The HTTPS certificate an admin uploaded (config table, so that it survives restarts,
+// reaches the standby and is part of a backup). node/admin validates it before it is stored.
+struct ApiCertificate {
+  std::string key_pem;
+  std::string cert_pem;
+  std::string chain_pem;  // may be empty
+  int64_t uploaded_unix = 0;
+  std::string uploaded_by;
+  bool operator==(const ApiCertificate&) const = default;
+};
+
+class CertificateRepo {
+ public:
+  explicit CertificateRepo(StateStore& store) : store_(store) {}
+  Result<ApiCertificate> Get() const;  // NotFound if none was uploaded
+  void Put(const ApiCertificate& cert, WriteSet& writes) const;
+  static std::string Key();  // "cert/api"
+
+ private:
+  StateStore& store_;
+};
+
 }  // namespace pbx::store

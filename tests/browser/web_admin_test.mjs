@@ -1,15 +1,40 @@
 // The web admin in headless Chromium against a real pbxd (started by run_web_admin_test.sh):
-// log in as admin, create an extension and a user, check CSRF and role refusals, visit the
-// extension user portal, log out. Saves a screenshot of each page into OUT_DIR.
+// log in as admin, create an extension and see it registered when the test UA registers it,
+// create a user, check CSRF and role refusals, visit the extension user portal, log out.
+// Saves a screenshot of each page into OUT_DIR.
 // Then, on a pair node that does not serve, the read-only status page that points to the VIP.
-//   node web_admin_test.mjs URL ADMIN_PASSWORD OUT_DIR NOT_SERVING_URL
+//   SIP_UA_TOOL=... SIP_PORT=... node web_admin_test.mjs URL ADMIN_PASSWORD OUT_DIR NOT_SERVING_URL
 import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 
 const [url, adminPassword, outDir, notServingUrl] = process.argv.slice(2);
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const shots = [];
+const uaTool = process.env.SIP_UA_TOOL;
+const sipPort = process.env.SIP_PORT;
+const uas = [];
+
+// The test UA registers `user` and stays up (answering the registrar's OPTIONS) until the
+// test ends and closes its stdin.
+async function registerUa(user, password) {
+  const ua = spawn(uaTool, ['register', sipPort, user, password], { stdio: ['pipe', 'pipe', 'inherit'] });
+  uas.push(ua);
+  let out = '';
+  ua.stdout.on('data', (d) => { out += d; });
+  while (!out.includes('registered')) {
+    if (ua.exitCode !== null) throw new Error(`the test UA exited with ${ua.exitCode}`);
+    await Promise.race([once(ua.stdout, 'data'), once(ua, 'exit')]);
+  }
+}
+
+// `n` REGISTERs with a wrong password from `ip`: their final statuses.
+function failPasswords(ip, user, n) {
+  return execFileSync(uaTool, ['attack', sipPort, ip, user, String(n)]).toString().trim().split('\n');
+}
 
 async function shot(page, name) {
   const file = path.join(outDir, `${name}.png`);
@@ -73,7 +98,47 @@ try {
   await page.check('#ext-create input[name=web_login]');
   await page.click('#ext-create button[type=submit]');
   await page.locator('tr[data-number="2101"]', { hasText: 'Browser Test' }).waitFor();
+  await page.locator('tr[data-number="2101"] td.reg', { hasText: 'not registered' }).waitFor();
+
+  // A SIP phone registers: the page shows it without a reload (its 2 s polling).
+  await registerUa('2101', 'Brows3rPass');
+  await page.locator('tr[data-number="2101"] td.reg', { hasText: 'registered (1)' }).waitFor();
   await shot(page, 'extensions');
+
+  // The dashboard lists it, with its user agent and, once the registrar asked, its qualify.
+  await page.click('nav a[href="#/dashboard"]');
+  await page.locator('#reg-count', { hasText: '1' }).waitFor();
+  await page.locator('tr[data-reg="2101"]', { hasText: 'pbx-test-ua' }).waitFor();
+  await shot(page, 'dashboard-registrations');
+
+  // Security: five wrong passwords from one source ban it; the page shows the ban live, and
+  // "Lift" (after confirmation) removes it.
+  await page.click('nav a[href="#/security"]');
+  await page.locator('#bans', { hasText: 'No source is banned' }).waitFor();
+  assert.deepEqual(failPasswords('127.0.0.5', '2101', 5), ['403', '403', '403', '403', '403']);
+  await page.locator('tr[data-ban="127.0.0.5"]').waitFor();
+  await shot(page, 'security-banned');
+  await page.click('tr[data-ban="127.0.0.5"] button');
+  await page.click('#confirm-ok');
+  await page.locator('#bans', { hasText: 'No source is banned' }).waitFor();
+
+  // A malformed allow-list entry is refused, naming the field, and changes nothing; a valid
+  // list is saved.
+  await page.fill('#security-form textarea[name=ip_allow]', '192.0.2.0/24\n10.0.0.300/8');
+  await page.click('#security-form button[type=submit]');
+  await page.locator('#security-form .error', { hasText: 'ip_allow "10.0.0.300/8" is not' }).waitFor();
+  let settings = await page.evaluate(async () => (await fetch('/api/v1/settings')).json());
+  assert.deepEqual(settings.ip_allow, []);
+  await page.fill('#security-form textarea[name=ip_allow]', '192.0.2.0/24\n10.1.0.0/16');
+  await page.fill('#security-form textarea[name=ip_deny]', '198.51.100.7');
+  await page.fill('#security-form input[name=ban_hours]', '2');
+  await page.click('#security-form button[type=submit]');
+  await page.locator('#security-saved', { hasText: 'Saved' }).waitFor();
+  settings = await page.evaluate(async () => (await fetch('/api/v1/settings')).json());
+  assert.deepEqual(settings.ip_allow, ['192.0.2.0/24', '10.1.0.0/16']);
+  assert.deepEqual(settings.ip_deny, ['198.51.100.7']);
+  assert.equal(settings.ban_time, 7200);
+  await shot(page, 'security');
 
   // A state-changing request without the CSRF header is refused and changes nothing.
   assert.equal(await fetchFromPage(page, 'DELETE', '/extensions/2101', undefined, false), 403);
@@ -100,6 +165,26 @@ try {
   await page.locator('table', { hasText: 'user.create' }).waitFor();
   await page.locator('table', { hasText: 'extension.create' }).waitFor();
   await shot(page, 'audit');
+
+  // Backup: download, then restore that file after a confirmation; a damaged file is refused.
+  await page.click('nav a[href="#/backup"]');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#backup-download')]);
+  const backup = await fs.readFile(await download.path(), 'utf8');
+  assert.equal(JSON.parse(backup).format, 'pbx-config-backup');
+  const damaged = backup.replace('"version":1', '"version":2');
+  await page.setInputFiles('#restore-file', { name: 'damaged.json', mimeType: 'application/json', buffer: Buffer.from(damaged) });
+  await page.click('#restore-form button[type=submit]');
+  await page.click('#confirm-ok');
+  await page.locator('p.error', { hasText: 'version is 2, but this node reads version 1' }).waitFor();
+  await page.setInputFiles('#restore-file', { name: 'backup.json', mimeType: 'application/json', buffer: Buffer.from(backup) });
+  await page.click('#restore-form button[type=submit]');
+  await page.click('#confirm-ok');
+  await page.locator('#restore-done', { hasText: 'Restored' }).waitFor();
+  await shot(page, 'backup');
+
+  await page.click('nav a[href="#/certificate"]');
+  await page.locator('#cert-current', { hasText: 'self-signed' }).waitFor();
+  await shot(page, 'certificate');
   await logout(page);
 
   // The operator sees no admin pages, and the API refuses an admin-only change.
@@ -112,6 +197,10 @@ try {
     { name: 'op2', role: 'admin', password: 'Escal4tion' }, true), 403);
   await page.locator('#updated', { hasText: 'Updated' }).waitFor();
   await shot(page, 'operator-dashboard');
+  // The operator sees the bans but not the admin's ban policy.
+  await page.click('nav a[href="#/security"]');
+  await page.locator('#bans', { hasText: 'No source is banned' }).waitFor();
+  assert.equal(await page.locator('#security-form').count(), 0);
   await logout(page);
 
   // The extension user portal: the extension logs in with its number and SIP password.
@@ -135,6 +224,7 @@ try {
   assert.deepEqual(consoleErrors, []);
 } finally {
   await browser.close();
+  for (const ua of uas) ua.stdin.end();
 }
 for (const f of shots) console.log(`screenshot: ${f}`);
 console.log(`web admin browser test: ${shots.length} pages checked`);

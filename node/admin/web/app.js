@@ -4,9 +4,12 @@ import { h, mount, dl, badge, errorLine, showError, every } from './ui.js';
 import * as dashboard from './pages/dashboard.js';
 import * as cluster from './pages/cluster.js';
 import * as extensions from './pages/extensions.js';
+import * as security from './pages/security.js';
 import * as users from './pages/users.js';
 import * as settings from './pages/settings.js';
 import * as audit from './pages/audit.js';
+import * as backup from './pages/backup.js';
+import * as certificate from './pages/certificate.js';
 import * as portal from './pages/portal.js';
 
 // Pages in menu order, and the roles that see them (FEATURES.md §16; the API checks again).
@@ -14,8 +17,11 @@ const PAGES = [
   { path: 'dashboard', title: 'Dashboard', page: dashboard, roles: ['admin', 'operator', 'api'] },
   { path: 'cluster', title: 'Cluster', page: cluster, roles: ['admin', 'operator', 'api'] },
   { path: 'extensions', title: 'Extensions', page: extensions, roles: ['admin', 'operator', 'api'] },
+  { path: 'security', title: 'Security', page: security, roles: ['admin', 'operator', 'api'] },
   { path: 'users', title: 'Users', page: users, roles: ['admin'] },
   { path: 'settings', title: 'Settings', page: settings, roles: ['admin'] },
+  { path: 'certificate', title: 'Certificate', page: certificate, roles: ['admin'] },
+  { path: 'backup', title: 'Backup', page: backup, roles: ['admin'] },
   { path: 'audit', title: 'Audit log', page: audit, roles: ['admin'] },
   { path: 'portal', title: 'My extension', page: portal, roles: ['extension'] },
 ];

@@ -313,7 +313,7 @@ TEST_F(ApiServerTest, UnknownEndpointsAndNumbersAre404Json) {
 }
 
 TEST_F(ApiServerTest, OversizedBodyIsRejected) {
-  std::string big = "{\"name\": \"" + std::string(100 * 1024, 'x') + "\"}";
+  std::string big = "{\"name\": \"" + std::string(9 * 1024 * 1024, 'x') + "\"}";
   HttpReply r = Call("POST", "/api/v1/extensions", admin_, big);
   EXPECT_EQ(r.status, 413);
 }

@@ -216,12 +216,33 @@ TEST_F(WebApiTest, ExtensionChangesAreAuditedAndTheAuditLogIsAdminOnly) {
 TEST_F(WebApiTest, SettingsAreAdminOnlyAndValidated) {
   HttpReply got = Call("GET", "/api/v1/settings", admin_);
   ASSERT_EQ(got.status, 200);
-  EXPECT_EQ(got.body, (json{{"sip_realm", "pbx"}}));  // no secret leaves the node
+  EXPECT_EQ(got.body, (json{{"sip_realm", "pbx"},
+                            {"ban_enabled", true},
+                            {"ban_max_retries", 5},
+                            {"ban_find_time", 60},
+                            {"ban_time", 3600},
+                            {"ban_trust_private", true},
+                            {"ip_allow", json::array()},
+                            {"ip_deny", json::array()}}));  // no secret leaves the node
   const store::SeqNo seq = store_->LatestSeq();
   EXPECT_EQ(CallJson("PUT", "/api/v1/settings", admin_, json{{"sip_realm", "bad realm"}}).status,
             400);
   EXPECT_EQ(CallJson("PUT", "/api/v1/settings", admin_, json{{"token_secret", "x"}}).status, 400);
+  HttpReply bad_list = CallJson(
+      "PUT", "/api/v1/settings", admin_,
+      json{{"ip_allow", json::array({"192.0.2.0/24"})}, {"ip_deny", json::array({"10.0.0.1/33"})}});
+  EXPECT_EQ(bad_list.status, 400);
+  EXPECT_EQ(bad_list.body["error"]["field"], "ip_deny");
+  EXPECT_EQ(CallJson("PUT", "/api/v1/settings", admin_, json{{"ban_time", 0}}).status, 400);
   EXPECT_EQ(store_->LatestSeq(), seq);
+  ASSERT_EQ(CallJson("PUT", "/api/v1/settings", admin_,
+                     json{{"ip_allow", json::array({"192.0.2.0/24", "2001:db8::/32"})},
+                          {"ban_max_retries", 3}})
+                .status,
+            200);
+  EXPECT_EQ(Call("GET", "/api/v1/settings", admin_).body["ip_allow"],
+            json::array({"192.0.2.0/24", "2001:db8::/32"}));
+  EXPECT_EQ(Call("GET", "/api/v1/settings", admin_).body["ban_max_retries"], 3);
   AddUser("ops", store::Role::kOperator, "0perator1");
   EXPECT_EQ(CallJson("PUT", "/api/v1/settings", TokenFor("ops", "0perator1"),
                      json{{"sip_realm", "ops.example"}})

@@ -28,16 +28,17 @@ export async function render({ me }) {
     }
     view.replaceChildren(h('div.grid', {},
       h('div.card', {}, h('h2', {}, `${s.node_name} (this node)`), dl([
-        ['Role', badge(s.role)], ['Why', s.role_reason || '—'], ['Epoch', s.epoch], ['Last sequence', s.last_seq]])),
+        ['Role', h('span#this-role', {}, badge(s.role))], ['Why', s.role_reason || '—'],
+        ['Epoch', h('span#this-epoch', {}, s.epoch)], ['Last sequence', s.last_seq]])),
       h('div.card', {}, h('h2', {}, `${c.peer.name || 'peer'} (peer)`), dl([
-        ['Role', c.peer.alive ? badge(c.peer.role) : h('span.bad', {}, 'not heard')],
+        ['Role', h('span#peer-role', {}, c.peer.alive ? badge(c.peer.role) : h('span.bad', {}, 'not heard'))],
         ['Epoch', c.peer.epoch], ['Last sequence', c.peer.last_seq],
         ['Heartbeat RTT', `${c.hb_rtt_ms.toFixed(2)} ms`]]))),
     h('div.card', {}, dl([
       ['Replication lag', `${c.lag_seqs} seq, ${c.lag_ms.toFixed(1)} ms`],
       ['Degraded', c.degraded ? h('span.bad', {}, `since ${when(c.degraded_since_unix)}`) : 'no'],
       ['Virtual IP', c.vip || '—'], ['VIP owner', c.vip_owner || '—'], ['Witness', c.witness],
-      ['Last failover', c.last_failover.unix ? `${when(c.last_failover.unix)}: ${c.last_failover.reason}` : 'none'],
+      ['Last failover', h('span#last-failover', {}, c.last_failover.unix ? `${when(c.last_failover.unix)}: ${c.last_failover.reason}` : 'none')],
     ])));
     if (me.role !== 'admin') return;
     const maintenance = s.role === 'maintenance';

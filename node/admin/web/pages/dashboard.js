@@ -1,6 +1,7 @@
 // System status of this node and of the pair, refreshed every 2 s.
 import { api } from '../api.js';
 import { h, mount, dl, badge, every, when } from '../ui.js';
+import { registrationTable } from './registrations.js';
 
 function uptime(started) {
   const s = Math.max(0, Math.floor(Date.now() / 1000) - started);
@@ -10,11 +11,13 @@ function uptime(started) {
 export async function render() {
   const node = h('div.card#node-status', {}, 'Loading…');
   const pair = h('div.card#pair-status', {});
+  const regs = h('div#registrations', {});
   const updated = h('p.muted#updated', {});
-  mount(h('h1', {}, 'Dashboard'), h('div.grid', {}, node, pair), updated);
+  mount(h('h1', {}, 'Dashboard'), h('div.grid', {}, node, pair),
+    h('h2', {}, 'Registrations ', h('span.badge#reg-count', {}, '…')), regs, updated);
   return every(2000, async () => {
     try {
-      const s = await api('GET', '/status');
+      const [s, r] = await Promise.all([api('GET', '/status'), api('GET', '/registrations')]);
       node.replaceChildren(h('h2', {}, 'This node'), dl([
         ['Name', s.node_name], ['Role', badge(s.role)], ['Version', s.version],
         ['Epoch', s.epoch], ['Last sequence', s.last_seq], ['Up', uptime(s.started_unix)],
@@ -27,6 +30,9 @@ export async function render() {
         ['Degraded', c.degraded ? h('span.bad', {}, `since ${when(c.degraded_since_unix)}`) : 'no'],
         ['VIP owner', c.vip_owner || '—'],
       ]) : h('p.muted', {}, 'Single node: no [cluster] in its bootstrap file.'));
+      document.getElementById('reg-count').textContent = `${r.registrations.length}`;
+      regs.replaceChildren(registrationTable(r.registrations));
+      updated.className = 'muted';
       updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
     } catch (e) {
       updated.textContent = `Cannot read the status: ${e.message}`;

@@ -1,6 +1,7 @@
 // Extensions: list, create, edit, delete (FEATURES.md §3.2; the API validates every field).
 import { api } from '../api.js';
-import { h, mount, table, field, formValues, confirmDialog, errorLine, showError } from '../ui.js';
+import { h, mount, table, field, formValues, confirmDialog, errorLine, showError, every } from '../ui.js';
+import { byNumber, expiresIn, qualify } from './registrations.js';
 
 const TRANSPORTS = ['udp', 'tcp', 'tls'];
 
@@ -58,13 +59,35 @@ export async function render() {
   async function refresh() {
     showCreate();
     const r = await api('GET', '/extensions');
-    list.replaceChildren(table(['Number', 'Name', 'Email', 'Transport', 'Max reg.', 'Web login', ''],
+    list.replaceChildren(table(['Number', 'Name', 'Email', 'Transport', 'Max reg.', 'Web login', 'Registration', ''],
       r.extensions, (x) => h('tr', { 'data-number': x.number },
         h('td', {}, x.number), h('td', {}, x.name), h('td', {}, x.email), h('td', {}, x.transport),
-        h('td', {}, x.max_contacts), h('td', {}, x.web_login ? 'yes' : 'no'),
+        h('td', {}, x.max_contacts), h('td', {}, x.web_login ? 'yes' : 'no'), h('td.reg', {}, '…'),
         h('td.actions', {},
           h('button.secondary', { on: { click: () => edit.replaceChildren(h('h2', {}, `Edit ${x.number}`), editor(x, refresh)) } }, 'Edit'),
           h('button.danger', { on: { click: () => remove(x) } }, 'Delete')))));
+    showRegistrations(lastRegs);
   }
+  // Each row's registration state, live (the list itself changes only by this page's edits).
+  let lastRegs = [];
+  function showRegistrations(regs) {
+    lastRegs = regs;
+    const contacts = byNumber(regs);
+    for (const row of list.querySelectorAll('tr[data-number]')) {
+      const mine = contacts[row.dataset.number] || [];
+      const cell = row.querySelector('td.reg');
+      if (mine.length === 0) cell.replaceChildren(h('span.muted', {}, 'not registered'));
+      else cell.replaceChildren(h('span.ok', {}, `registered (${mine.length})`), ' · ',
+        expiresIn(Math.min(...mine.map((c) => c.expires_in))), ' · ', qualify(mine[0]));
+    }
+  }
+
   await refresh();
+  return every(2000, async () => {
+    try {
+      showRegistrations((await api('GET', '/registrations')).registrations);
+    } catch (e) {
+      showError(err, e);
+    }
+  });
 }
