@@ -518,6 +518,7 @@ void ApiServerImpl::Routes() {
   server_->Delete(kExtension,
                   Guarded(Permission::kManageExtensions, &ApiServerImpl::DeleteExtension));
   AddAccountRoutes(*server_, RouteContextFor());
+  AddTrunkRoutes(*server_, RouteContextFor());
 
   server_->Get("/api/v1/registrations",
                Guarded(Permission::kViewStatus, &ApiServerImpl::ListRegistrations));

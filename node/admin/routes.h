@@ -39,6 +39,14 @@ struct RouteContext {
 //                                        password} of their own extension
 void AddAccountRoutes(httplib::Server& server, const RouteContext& ctx);
 
+// trunks_api.cc:
+//   GET    /api/v1/trunks                admin, operator, api: with each trunk's status
+//   POST   /api/v1/trunks                admin, operator, api   {name, host, mode, ...}
+//   GET    /api/v1/trunks/{name}         admin, operator, api
+//   PUT    /api/v1/trunks/{name}         admin, operator, api   any field but name
+//   DELETE /api/v1/trunks/{name}         admin, operator, api
+void AddTrunkRoutes(httplib::Server& server, const RouteContext& ctx);
+
 // web_routes.cc:
 //   GET /api/v1/web/info   no login: node name, role, whether it serves, the VIP, so that a
 //                          standby's page can point to the active node

@@ -457,7 +457,16 @@ int ListCommand(const GlobalOptions& g, const std::string& path, const char* key
   if (reply->is_object() && reply->contains(key) && (*reply)[key].is_array()) {
     for (const json& item : (*reply)[key]) {
       std::vector<std::string> row;
-      for (const auto& [field, heading] : columns) row.push_back(Field(item, field));
+      for (const auto& [field, heading] : columns) {
+        // "a.b": field b of object a (a trunk's status.state).
+        std::string_view f(field);
+        size_t dot = f.find('.');
+        const json& obj = dot == std::string_view::npos || !item.contains(f.substr(0, dot))
+                              ? item
+                              : item[std::string(f.substr(0, dot))];
+        row.push_back(dot == std::string_view::npos ? Field(obj, field)
+                                                    : Field(obj, field + dot + 1));
+      }
       rows.push_back(std::move(row));
     }
   }
@@ -519,6 +528,61 @@ int RunMaintenance(const GlobalOptions& g, bool on, bool force, std::ostream& ou
   if (!reply.ok()) return Fail(err, reply.status());
   out << (on ? "maintenance on: this node leaves service\n"
              : "maintenance off: this node rejoins the pair\n");
+  return kExitOk;
+}
+
+int RunTrunkList(const GlobalOptions& g, std::ostream& out, std::ostream& err) {
+  return ListCommand(g, "/api/v1/trunks", "trunks",
+                     {{"name", "NAME"},
+                      {"mode", "MODE"},
+                      {"host", "HOST"},
+                      {"transport", "TRANSPORT"},
+                      {"status.state", "STATE"},
+                      {"status.last_code", "CODE"},
+                      {"status.last_reason", "REASON"},
+                      {"status.expires_unix", "EXPIRES (UNIX)"}},
+                     out, err);
+}
+
+int RunTrunkAdd(const GlobalOptions& g, const TrunkAddOptions& add, std::ostream& out,
+                std::ostream& err) {
+  json body = {{"name", add.name}, {"host", add.host}};
+  for (const std::string& kv : add.set) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      err << "pbxctl: --set wants KEY=VALUE, not '" << kv << "'\n";
+      return kExitUsage;
+    }
+    // Numbers, true/false and lists go as JSON; anything else as a string.
+    std::string value = kv.substr(eq + 1);
+    json v = json::parse(value, nullptr, /*allow_exceptions=*/false);
+    body[kv.substr(0, eq)] = v.is_discarded() || v.is_object() ? json(value) : v;
+  }
+  Connection c = Connect(g, err);
+  if (!c.client) return c.exit_code;
+  Result<json> created = c.client->Post("/api/v1/trunks", body);
+  if (!created.ok()) return Fail(err, created.status());
+  if (g.json) {
+    PrintJson(out, *created);
+  } else {
+    out << "created trunk " << add.name << '\n';
+  }
+  return kExitOk;
+}
+
+int RunTrunkDel(const GlobalOptions& g, const std::string& name, std::ostream& out,
+                std::ostream& err) {
+  if (name.empty() || name.size() > 32 ||
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+          std::string::npos) {
+    err << "pbxctl: '" << name << "' is not a trunk name\n";
+    return kExitUsage;
+  }
+  Connection c = Connect(g, err);
+  if (!c.client) return c.exit_code;
+  Result<json> reply = c.client->Delete("/api/v1/trunks/" + name);
+  if (!reply.ok()) return Fail(err, reply.status());
+  out << "deleted trunk " << name << '\n';
   return kExitOk;
 }
 

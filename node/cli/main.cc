@@ -69,6 +69,22 @@ int main(int argc, char** argv) {
   reg_list->add_flag("--json", g.json, "Print JSON");
 
   std::string ip;
+  pbx::cli::TrunkAddOptions trunk_add_opts;
+  std::string trunk_name;
+  CLI::App* trunk = app.add_subcommand("trunk", "SIP trunks and their registration state");
+  trunk->require_subcommand(1);
+  CLI::App* trunk_list = trunk->add_subcommand("list", "List trunks with their state");
+  trunk_list->add_flag("--json", g.json, "Print JSON");
+  CLI::App* trunk_add = trunk->add_subcommand("add", "Create a trunk");
+  trunk_add->add_option("NAME", trunk_add_opts.name, "Trunk name")->required();
+  trunk_add->add_option("--host", trunk_add_opts.host, "The carrier's address")->required();
+  trunk_add->add_option("--set", trunk_add_opts.set,
+                        "KEY=VALUE of any other field: mode=peer, port=5080, username=u, "
+                        "password=p, expiry=300, new_call_id_per_register=true, ...");
+  trunk_add->add_flag("--json", g.json, "Print JSON");
+  CLI::App* trunk_del = trunk->add_subcommand("del", "Delete a trunk");
+  trunk_del->add_option("NAME", trunk_name, "Trunk name")->required();
+
   CLI::App* ban = app.add_subcommand("ban", "Sources banned by intrusion protection");
   ban->require_subcommand(1);
   CLI::App* ban_list = ban->add_subcommand("list", "List banned sources");
@@ -89,8 +105,9 @@ int main(int argc, char** argv) {
                         "On an active without a caught-up standby: stop serving anyway");
 
   // Global options may also follow the verb: `pbxctl status --run-dir X`.
-  for (CLI::App* sub : {status, ext, ext_list, ext_show, ext_add, ext_del, reg, reg_list, ban,
-                        ban_list, ban_del, switchover, maintenance}) {
+  for (CLI::App* sub :
+       {status, ext, ext_list, ext_show, ext_add, ext_del, reg, reg_list, ban, ban_list, ban_del,
+        switchover, maintenance, trunk, trunk_list, trunk_add, trunk_del}) {
     sub->fallthrough();
   }
 
@@ -111,6 +128,9 @@ int main(int argc, char** argv) {
   if (reg_list->parsed()) return pbx::cli::RunRegList(g, std::cout, std::cerr);
   if (ban_list->parsed()) return pbx::cli::RunBanList(g, std::cout, std::cerr);
   if (ban_del->parsed()) return pbx::cli::RunBanDel(g, ip, std::cout, std::cerr);
+  if (trunk_list->parsed()) return pbx::cli::RunTrunkList(g, std::cout, std::cerr);
+  if (trunk_add->parsed()) return pbx::cli::RunTrunkAdd(g, trunk_add_opts, std::cout, std::cerr);
+  if (trunk_del->parsed()) return pbx::cli::RunTrunkDel(g, trunk_name, std::cout, std::cerr);
   if (switchover->parsed()) return pbx::cli::RunSwitchover(g, std::cout, std::cerr);
   if (maintenance->parsed()) {
     return pbx::cli::RunMaintenance(g, maintenance_mode == "on", force, std::cout, std::cerr);

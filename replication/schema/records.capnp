@@ -144,3 +144,53 @@ struct Ban {
   failures @4 :UInt32;
   # Next free number: @5 (append only).
 }
+
+# A SIP trunk (FEATURES.md §5.3). Key: config "trunk/<name>". Register mode registers to
+# the carrier with digest; peer mode is authenticated by address and only qualified.
+struct Trunk {
+  name @0 :Text;
+  enabled @1 :Bool = true;
+  mode @2 :Text = "register";     # register | peer
+  host @3 :Text;
+  port @4 :UInt32 = 5060;
+  transport @5 :Text = "udp";     # udp | tcp | tls
+  username @6 :Text;
+  authUser @7 :Text;              # empty: username
+  password @8 :Text;              # clear: the carrier's realm and algorithm are only known
+                                  # from its challenge; never returned by the API
+  domain @9 :Text;                # empty: host
+  outboundProxy @10 :Text;
+  codecs @11 :List(Text) = ["PCMU", "PCMA"];
+  dtmfMode @12 :Text = "rfc4733";
+  cliMode @13 :Text = "extension";  # trunk | extension: whose caller ID goes out
+  outboundCli @14 :Text;
+  maxCalls @15 :UInt32;           # 0: unlimited
+  noAnswerTimeout @16 :UInt32;    # seconds; 0: the system default
+  newCallIdPerRegister @17 :Bool = false;
+  expiry @18 :UInt32 = 3600;
+  retryInterval @19 :UInt32 = 30;
+  maxRetries @20 :UInt32;         # 0: never give up
+  qualifyInterval @21 :UInt32 = 60;  # OPTIONS health check; 0: off
+  refreshPercent @22 :UInt32 = 80;   # refresh at this share of the granted expiry
+  createdUnix @23 :Int64;
+  updatedUnix @24 :Int64;
+  # Next free number: @25 (append only).
+}
+
+# The registration state of a trunk. Key: runtime "trunkreg/<name>". Replicated, so a new
+# active continues the Call-ID and CSeq sequence (RFC 3261 §10.2.4).
+struct TrunkState {
+  name @0 :Text;
+  callId @1 :Text;
+  cseq @2 :UInt32;
+  state @3 :Text;          # registered | failed | unreachable | idle
+  expiresUnix @4 :Int64;
+  lastCode @5 :UInt32;
+  lastReason @6 :Text;
+  updatedUnix @7 :Int64;
+  failures @8 :UInt32;
+  qualifyOk @9 :Bool;
+  qualifyRttMs @10 :UInt32;
+  qualifyUnix @11 :Int64;
+  # Next free number: @12 (append only).
+}

@@ -7,6 +7,8 @@
 //   meta   "cluster"           ClusterMeta
 //   runtime "reg/<number>/<id>" Registration
 //   runtime "ban/<ip>"          Ban
+//   config "trunk/<name>"       Trunk
+//   runtime "trunkreg/<name>"   TrunkState
 //   records "audit/<20-digit (2^64-1 - unix_ms)>-<8 hex random>"   AuditEntry (newest first)
 // Keys sort byte-wise, so List() returns records in string order of the key: extension
 // "1000" comes before "200". That is the order the web admin and the CLI show.
@@ -675,6 +677,184 @@ Result<Ban> BanRepo::Decode(const Change& change) {
   }
   if (!change.value) return Status::NotFound(KeyName(change.table, change.key) + " was deleted");
   return DecodeBan(change.key, *change.value);
+}
+
+// --- Trunk, TrunkState ---
+
+namespace {
+
+constexpr std::string_view kTrunkPrefix = "trunk/";
+constexpr std::string_view kTrunkStatePrefix = "trunkreg/";
+
+std::string EncodeTrunk(const Trunk& t) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::Trunk>();
+  b.setName(ToText(t.name));
+  b.setEnabled(t.enabled);
+  b.setMode(ToText(t.mode));
+  b.setHost(ToText(t.host));
+  b.setPort(t.port);
+  b.setTransport(ToText(t.transport));
+  b.setUsername(ToText(t.username));
+  b.setAuthUser(ToText(t.auth_user));
+  b.setPassword(ToText(t.password));
+  b.setDomain(ToText(t.domain));
+  b.setOutboundProxy(ToText(t.outbound_proxy));
+  SetStrings(b.initCodecs(static_cast<unsigned>(t.codecs.size())), t.codecs);
+  b.setDtmfMode(ToText(t.dtmf_mode));
+  b.setCliMode(ToText(t.cli_mode));
+  b.setOutboundCli(ToText(t.outbound_cli));
+  b.setMaxCalls(t.max_calls);
+  b.setNoAnswerTimeout(t.no_answer_timeout);
+  b.setNewCallIdPerRegister(t.new_call_id_per_register);
+  b.setExpiry(t.expiry);
+  b.setRetryInterval(t.retry_interval);
+  b.setMaxRetries(t.max_retries);
+  b.setQualifyInterval(t.qualify_interval);
+  b.setRefreshPercent(t.refresh_percent);
+  b.setCreatedUnix(t.created_unix);
+  b.setUpdatedUnix(t.updated_unix);
+  return Serialize(message);
+}
+
+Result<Trunk> DecodeTrunk(std::string_view key, std::string_view bytes) {
+  PBX_ASSIGN_OR_RETURN(Trunk t, DecodeRecord<schema::Trunk>(Table::kConfig, key, bytes, [](auto r) {
+                         Trunk x;
+                         x.name = ToString(r.getName());
+                         x.enabled = r.getEnabled();
+                         x.mode = ToString(r.getMode());
+                         x.host = ToString(r.getHost());
+                         x.port = r.getPort();
+                         x.transport = ToString(r.getTransport());
+                         x.username = ToString(r.getUsername());
+                         x.auth_user = ToString(r.getAuthUser());
+                         x.password = ToString(r.getPassword());
+                         x.domain = ToString(r.getDomain());
+                         x.outbound_proxy = ToString(r.getOutboundProxy());
+                         x.codecs = GetStrings(r.getCodecs());
+                         x.dtmf_mode = ToString(r.getDtmfMode());
+                         x.cli_mode = ToString(r.getCliMode());
+                         x.outbound_cli = ToString(r.getOutboundCli());
+                         x.max_calls = r.getMaxCalls();
+                         x.no_answer_timeout = r.getNoAnswerTimeout();
+                         x.new_call_id_per_register = r.getNewCallIdPerRegister();
+                         x.expiry = r.getExpiry();
+                         x.retry_interval = r.getRetryInterval();
+                         x.max_retries = r.getMaxRetries();
+                         x.qualify_interval = r.getQualifyInterval();
+                         x.refresh_percent = r.getRefreshPercent();
+                         x.created_unix = r.getCreatedUnix();
+                         x.updated_unix = r.getUpdatedUnix();
+                         return x;
+                       }));
+  if (key.substr(kTrunkPrefix.size()) != t.name) {
+    return Status::Corruption(KeyName(Table::kConfig, key) + ": record holds trunk '" + t.name +
+                              "'");
+  }
+  return t;
+}
+
+std::string EncodeTrunkState(const TrunkState& t) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::TrunkState>();
+  b.setName(ToText(t.name));
+  b.setCallId(ToText(t.call_id));
+  b.setCseq(t.cseq);
+  b.setState(ToText(t.state));
+  b.setExpiresUnix(t.expires_unix);
+  b.setLastCode(t.last_code);
+  b.setLastReason(ToText(t.last_reason));
+  b.setUpdatedUnix(t.updated_unix);
+  b.setFailures(t.failures);
+  b.setQualifyOk(t.qualify_ok);
+  b.setQualifyRttMs(t.qualify_rtt_ms);
+  b.setQualifyUnix(t.qualify_unix);
+  return Serialize(message);
+}
+
+Result<TrunkState> DecodeTrunkState(std::string_view key, std::string_view bytes) {
+  return DecodeRecord<schema::TrunkState>(Table::kRuntime, key, bytes, [](auto r) {
+    TrunkState x;
+    x.name = ToString(r.getName());
+    x.call_id = ToString(r.getCallId());
+    x.cseq = r.getCseq();
+    x.state = ToString(r.getState());
+    x.expires_unix = r.getExpiresUnix();
+    x.last_code = r.getLastCode();
+    x.last_reason = ToString(r.getLastReason());
+    x.updated_unix = r.getUpdatedUnix();
+    x.failures = r.getFailures();
+    x.qualify_ok = r.getQualifyOk();
+    x.qualify_rtt_ms = r.getQualifyRttMs();
+    x.qualify_unix = r.getQualifyUnix();
+    return x;
+  });
+}
+
+// Every record under `prefix` of `table`, decoded.
+template <typename T, typename DecodeFn>
+Result<std::vector<T>> ListRecords(const StateStore& store, Table table, std::string_view prefix,
+                                   DecodeFn decode) {
+  PBX_ASSIGN_OR_RETURN(auto rows, store.Scan(table, std::string(prefix)));
+  std::vector<T> out;
+  out.reserve(rows.size());
+  for (const auto& [key, bytes] : rows) {
+    PBX_ASSIGN_OR_RETURN(T t, decode(key, bytes));
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string TrunkRepo::Prefix() { return std::string(kTrunkPrefix); }
+
+Result<Trunk> TrunkRepo::Get(const std::string& name) const {
+  std::string key = Prefix() + name;
+  PBX_ASSIGN_OR_RETURN(std::string bytes, store_.Get(Table::kConfig, key));
+  return DecodeTrunk(key, bytes);
+}
+
+Result<std::vector<Trunk>> TrunkRepo::List() const {
+  return ListRecords<Trunk>(store_, Table::kConfig, kTrunkPrefix, DecodeTrunk);
+}
+
+void TrunkRepo::Put(const Trunk& trunk, bool create, WriteSet& writes) const {
+  if (create) writes.ExpectAbsent(Table::kConfig, Prefix() + trunk.name);
+  writes.Put(Table::kConfig, Prefix() + trunk.name, EncodeTrunk(trunk));
+}
+
+void TrunkRepo::Delete(const std::string& name, WriteSet& writes) const {
+  writes.ExpectPresent(Table::kConfig, Prefix() + name);
+  writes.Delete(Table::kConfig, Prefix() + name);
+}
+
+Result<Trunk> TrunkRepo::Decode(const Change& change) {
+  if (change.table != Table::kConfig || !change.key.starts_with(kTrunkPrefix)) {
+    return Status::InvalidArgument(KeyName(change.table, change.key) + " is not a trunk");
+  }
+  if (!change.value) return Status::NotFound(KeyName(change.table, change.key) + " was deleted");
+  return DecodeTrunk(change.key, *change.value);
+}
+
+std::string TrunkStateRepo::Prefix() { return std::string(kTrunkStatePrefix); }
+
+Result<TrunkState> TrunkStateRepo::Get(const std::string& name) const {
+  std::string key = Prefix() + name;
+  PBX_ASSIGN_OR_RETURN(std::string bytes, store_.Get(Table::kRuntime, key));
+  return DecodeTrunkState(key, bytes);
+}
+
+Result<std::vector<TrunkState>> TrunkStateRepo::List() const {
+  return ListRecords<TrunkState>(store_, Table::kRuntime, kTrunkStatePrefix, DecodeTrunkState);
+}
+
+void TrunkStateRepo::Put(const TrunkState& state, WriteSet& writes) const {
+  writes.Put(Table::kRuntime, Prefix() + state.name, EncodeTrunkState(state));
+}
+
+void TrunkStateRepo::Delete(const std::string& name, WriteSet& writes) const {
+  writes.Delete(Table::kRuntime, Prefix() + name);
 }
 
 }  // namespace pbx::store

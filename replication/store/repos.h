@@ -240,4 +240,82 @@ class BanRepo {
   StateStore& store_;
 };
 
+// A SIP trunk (FEATURES.md §5.3, config table). The password is kept in clear because the
+// carrier's realm and digest algorithm are known only from its challenge; the API never
+// returns it.
+struct Trunk {
+  std::string name;  // the key: 1-32 of [A-Za-z0-9_-]
+  bool enabled = true;
+  std::string mode = "register";  // register | peer
+  std::string host;
+  uint32_t port = 5060;
+  std::string transport = "udp";  // udp | tcp | tls
+  std::string username;
+  std::string auth_user;  // empty: username
+  std::string password;
+  std::string domain;  // empty: host
+  std::string outbound_proxy;
+  std::vector<std::string> codecs = {"PCMU", "PCMA"};
+  std::string dtmf_mode = "rfc4733";
+  std::string cli_mode = "extension";  // trunk | extension
+  std::string outbound_cli;
+  uint32_t max_calls = 0;          // 0: unlimited
+  uint32_t no_answer_timeout = 0;  // seconds; 0: system default
+  bool new_call_id_per_register = false;
+  uint32_t expiry = 3600;
+  uint32_t retry_interval = 30;
+  uint32_t max_retries = 0;  // 0: never give up
+  uint32_t qualify_interval = 60;
+  uint32_t refresh_percent = 80;
+  int64_t created_unix = 0;
+  int64_t updated_unix = 0;
+
+  bool operator==(const Trunk&) const = default;
+};
+
+class TrunkRepo {
+ public:
+  explicit TrunkRepo(StateStore& store) : store_(store) {}
+  Result<Trunk> Get(const std::string& name) const;  // NotFound if absent
+  Result<std::vector<Trunk>> List() const;
+  void Put(const Trunk& trunk, bool create, WriteSet& writes) const;
+  void Delete(const std::string& name, WriteSet& writes) const;
+  static std::string Prefix();                        // "trunk/"
+  static Result<Trunk> Decode(const Change& change);  // NotFound for a deletion
+
+ private:
+  StateStore& store_;
+};
+
+// The registration state of a trunk (runtime table, replicated).
+struct TrunkState {
+  std::string name;
+  std::string call_id;
+  uint32_t cseq = 0;
+  std::string state;  // registered | failed | unreachable | idle
+  int64_t expires_unix = 0;
+  uint32_t last_code = 0;
+  std::string last_reason;
+  int64_t updated_unix = 0;
+  uint32_t failures = 0;
+  bool qualify_ok = false;
+  uint32_t qualify_rtt_ms = 0;
+  int64_t qualify_unix = 0;
+
+  bool operator==(const TrunkState&) const = default;
+};
+
+class TrunkStateRepo {
+ public:
+  explicit TrunkStateRepo(StateStore& store) : store_(store) {}
+  Result<TrunkState> Get(const std::string& name) const;  // NotFound if absent
+  Result<std::vector<TrunkState>> List() const;
+  void Put(const TrunkState& state, WriteSet& writes) const;
+  void Delete(const std::string& name, WriteSet& writes) const;
+  static std::string Prefix();  // "trunkreg/"
+
+ private:
+  StateStore& store_;
+};
+
 }  // namespace pbx::store

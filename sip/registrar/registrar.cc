@@ -33,22 +33,6 @@ int64_t NowMs() {
       .count();
 }
 
-// The value of `name` in an auth-param list ("name=value" or name="value").
-std::string_view AuthParam(msg_param_t const* params, std::string_view name) {
-  if (params == nullptr) return {};
-  for (; *params; ++params) {
-    std::string_view p(*params);
-    if (p.size() <= name.size() || p[name.size()] != '=' ||
-        strncasecmp(p.data(), name.data(), name.size()) != 0) {
-      continue;
-    }
-    std::string_view v = p.substr(name.size() + 1);
-    if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-    return v;
-  }
-  return {};
-}
-
 bool ConstantTimeEqual(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   unsigned diff = 0;
@@ -334,7 +318,7 @@ void Registrar::OnRegister(nta_incoming_t* irq, const sip_t* sip, const Source& 
   const msg_auth_t* auth = sip->sip_authorization;
   for (; auth; auth = auth->au_next) {
     if (auth->au_scheme && strcasecmp(auth->au_scheme, "Digest") == 0 &&
-        AuthParam(auth->au_params, "realm") == settings_.sip_realm) {
+        DigestParam(auth->au_params, "realm") == settings_.sip_realm) {
       break;
     }
   }
@@ -348,16 +332,16 @@ void Registrar::OnRegister(nta_incoming_t* irq, const sip_t* sip, const Source& 
   const ExtInfo& ext = ext_it->second;
 
   DigestCredentials c;
-  c.username = AuthParam(auth->au_params, "username");
-  c.realm = AuthParam(auth->au_params, "realm");
-  c.nonce = AuthParam(auth->au_params, "nonce");
-  c.uri = AuthParam(auth->au_params, "uri");
-  c.response = AuthParam(auth->au_params, "response");
-  c.qop = AuthParam(auth->au_params, "qop");
-  c.nc = AuthParam(auth->au_params, "nc");
-  c.cnonce = AuthParam(auth->au_params, "cnonce");
+  c.username = DigestParam(auth->au_params, "username");
+  c.realm = DigestParam(auth->au_params, "realm");
+  c.nonce = DigestParam(auth->au_params, "nonce");
+  c.uri = DigestParam(auth->au_params, "uri");
+  c.response = DigestParam(auth->au_params, "response");
+  c.qop = DigestParam(auth->au_params, "qop");
+  c.nc = DigestParam(auth->au_params, "nc");
+  c.cnonce = DigestParam(auth->au_params, "cnonce");
   std::optional<DigestAlgorithm> alg =
-      ParseDigestAlgorithm(AuthParam(auth->au_params, "algorithm"));
+      ParseDigestAlgorithm(DigestParam(auth->au_params, "algorithm"));
   if (!alg || (!c.qop.empty() && c.qop != "auth") || c.nonce.empty() || c.response.empty()) {
     return Challenge(irq, false, now);
   }
