@@ -194,3 +194,101 @@ struct TrunkState {
   qualifyUnix @11 :Int64;
   # Next free number: @12 (append only).
 }
+
+# --- The dial plan (FEATURES.md §4.3-4.7, §5.6-5.9), read by sip/routing. ---
+
+# Where an inbound call goes. Types are a registry (extension, time_condition, hangup, and
+# later ring groups, IVRs, queues, voicemail), so new types need no schema change.
+struct Destination {
+  type @0 :Text;
+  id @1 :Text;
+}
+
+struct DialRule {
+  prefix @0 :Text;     # must start the number; stripped
+  pattern @1 :Text = ".";
+  prepend @2 :Text;
+}
+
+# Key: config "route/out/<name>".
+struct OutboundRoute {
+  name @0 :Text;
+  rules @1 :List(DialRule);
+  trunks @2 :List(Text);   # failover order
+  callerId @3 :Text;
+  timeLimit @4 :UInt32;    # seconds; 0: none
+  timeCondition @5 :Text;
+  pinSet @6 :Text;
+  # Next free number: @7 (append only).
+}
+
+# A class of service. Key: config "route/perm/<name>".
+struct Permission {
+  name @0 :Text;
+  enabled @1 :Bool = true;
+  routes @2 :List(Text);   # outbound routes, in order
+  # Next free number: @3 (append only).
+}
+
+# Key: config "route/pin/<name>".
+struct PinSet {
+  name @0 :Text;
+  pins @1 :List(Text);
+  # Next free number: @2 (append only).
+}
+
+struct TimeRange {
+  days @0 :UInt8;          # bit 0 = Sunday
+  startMinute @1 :UInt16;
+  endMinute @2 :UInt16;
+}
+
+struct DateRange {
+  first @0 :Text;          # YYYY-MM-DD, inclusive
+  last @1 :Text;
+}
+
+# Key: config "route/time/<name>".
+struct TimeCondition {
+  name @0 :Text;
+  working @1 :List(TimeRange);
+  holidays @2 :List(DateRange);
+  whenWorking @3 :Destination;
+  whenClosed @4 :Destination;
+  whenHoliday @5 :Destination;
+  hasWhenHoliday @6 :Bool;  # false: holidays go where closed hours go
+  # Next free number: @7 (append only).
+}
+
+# Key: config "route/did/<name>".
+struct DidRoute {
+  name @0 :Text;
+  trunk @1 :Text;           # empty: any trunk
+  didPattern @2 :Text;
+  callerPattern @3 :Text;
+  destination @4 :Destination;
+  # Next free number: @5 (append only).
+}
+
+# Key: config "route/in/<trunk>".
+struct InboundRoute {
+  trunk @0 :Text;
+  destination @1 :Destination;
+  # Next free number: @2 (append only).
+}
+
+# Key: config "route/black/<number>".
+struct BlacklistEntry {
+  number @0 :Text;          # exact, or a prefix ending in '*'
+  creator @1 :Text;
+  createdUnix @2 :Int64;
+  # Next free number: @3 (append only).
+}
+
+# Key: config "settings/routing".
+struct RoutingSettings {
+  blockAnonymous @0 :Bool;
+  officePause @1 :Bool;     # on: every inbound call goes to officePauseDestination
+  officePauseDestination @2 :Destination;
+  # Next free number: @3 (append only).
+}

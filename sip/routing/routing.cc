@@ -209,6 +209,21 @@ InboundDecision RouteInbound(const InboundCall& call, const RoutingTables& table
   return d;
 }
 
+Result<RoutingTables> LoadRoutingTables(store::StateStore& store) {
+  RoutingTables t;
+  PBX_ASSIGN_OR_RETURN(t.outbound, store::OutboundRouteRepo(store).List());
+  PBX_ASSIGN_OR_RETURN(t.permissions, store::PermissionRepo(store).List());
+  PBX_ASSIGN_OR_RETURN(t.pin_sets, store::PinSetRepo(store).List());
+  PBX_ASSIGN_OR_RETURN(t.time_conditions, store::TimeConditionRepo(store).List());
+  PBX_ASSIGN_OR_RETURN(t.did_routes, store::DidRouteRepo(store).List());
+  PBX_ASSIGN_OR_RETURN(t.inbound, store::InboundRouteRepo(store).List());
+  PBX_ASSIGN_OR_RETURN(t.blacklist, store::BlacklistRepo(store).List());
+  PBX_ASSIGN_OR_RETURN(store::RoutingSettings settings, store::RoutingSettingsRepo(store).Get());
+  t.block_anonymous = settings.block_anonymous;
+  if (settings.office_pause) t.office_pause = settings.office_pause_destination;
+  return t;
+}
+
 Status ValidateDialRule(const DialRule& rule) {
   for (char c : rule.prefix + rule.prepend) {
     if (!((c >= '0' && c <= '9') || c == '*' || c == '#' || c == '+')) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "node/core/status.h"
+#include "replication/store/repos.h"
 #include "sip/routing/dial_pattern.h"
 
 // The dial plan for calls that leave or enter through trunks (FEATURES.md §4.3-4.7, §5.6-5.9):
@@ -18,13 +19,19 @@
 // RoutingTables from its caches and calls RouteOutbound / RouteInbound. Thread-compatible.
 namespace pbx::sip::routing {
 
-// Where an inbound call goes: {type, id}. Types are a registry (DestinationTypes), so ring
-// groups, IVRs, queues and voicemail join later without changes here.
-struct Destination {
-  std::string type;  // "extension" | "time_condition" | "hangup" | later types
-  std::string id;    // the extension number, the time condition's name; "" for hangup
-  bool operator==(const Destination&) const = default;
-};
+// The records are the store's (replication/store/repos.h), so what the API validates and
+// stores is exactly what the engine reads.
+using store::BlacklistEntry;
+using store::DateRange;
+using store::Destination;
+using store::DialRule;
+using store::DidRoute;
+using store::InboundRoute;
+using store::OutboundRoute;
+using store::Permission;
+using store::PinSet;
+using store::TimeCondition;
+using store::TimeRange;
 
 // The known destination types and, for each, how to check that an id exists. Validation of
 // stored routes (the API) goes through Validate(); the routing engine itself only follows
@@ -42,73 +49,6 @@ class DestinationTypes {
   std::map<std::string, Exists> types_;
 };
 
-// One dial rule of an outbound route: the number must start with `prefix` (stripped), the
-// rest must match `pattern`, and `prepend` is put in front of what is sent.
-struct DialRule {
-  std::string prefix;
-  std::string pattern = ".";
-  std::string prepend;
-};
-
-struct OutboundRoute {
-  std::string name;
-  std::vector<DialRule> rules;      // tried in order
-  std::vector<std::string> trunks;  // failover order
-  std::string caller_id;            // overrides the extension's CLI when set
-  uint32_t time_limit = 0;          // seconds, 0: none (else 60-3600)
-  std::string time_condition;       // usable only in working hours when set
-  std::string pin_set;              // PIN required when set
-};
-
-// A class of service: which routes an extension may use, in order (FEATURES.md §5.7).
-struct Permission {
-  std::string name;
-  bool enabled = true;
-  std::vector<std::string> routes;
-};
-
-struct PinSet {
-  std::string name;
-  std::vector<std::string> pins;
-};
-
-// Weekly working hours plus holidays, with a destination for each case (FEATURES.md §4.3).
-struct TimeRange {
-  uint8_t days = 0;           // bit 0 = Sunday ... bit 6 = Saturday
-  uint16_t start_minute = 0;  // minutes after midnight, inclusive
-  uint16_t end_minute = 0;    // exclusive
-};
-struct DateRange {
-  std::string first;  // "YYYY-MM-DD", inclusive
-  std::string last;   // inclusive
-};
-struct TimeCondition {
-  std::string name;
-  std::vector<TimeRange> working;
-  std::vector<DateRange> holidays;
-  Destination when_working;
-  Destination when_closed;
-  std::optional<Destination> when_holiday;  // absent: as closed
-};
-
-// Routes by called DID, caller number, or both (FEATURES.md §4.5): empty patterns match all.
-struct DidRoute {
-  std::string name;
-  std::string trunk;  // empty: any trunk
-  std::string did_pattern;
-  std::string caller_pattern;
-  Destination destination;
-};
-
-struct InboundRoute {
-  std::string trunk;
-  Destination destination;
-};
-
-struct BlacklistEntry {
-  std::string number;  // an exact number, or a prefix ending in '*'
-};
-
 // Everything the engine looks at, as the caller's caches hold it.
 struct RoutingTables {
   std::vector<OutboundRoute> outbound;
@@ -121,6 +61,10 @@ struct RoutingTables {
   bool block_anonymous = false;
   std::optional<Destination> office_pause;  // set: every inbound call goes there
 };
+
+// The tables as the store holds them now (the B2BUA's cache is built this way and then
+// follows the change feed under the "route/" and "settings/routing" prefixes).
+Result<RoutingTables> LoadRoutingTables(store::StateStore& store);
 
 // Local wall-clock time, what time conditions compare with.
 struct LocalTime {

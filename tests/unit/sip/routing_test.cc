@@ -190,8 +190,8 @@ RoutingTables InboundTables() {
   t.did_routes.push_back({"sales", "", "67350453", "", {"extension", "1010"}});
   t.did_routes.push_back({"vip", "carrier-a", "", "47035229", {"extension", "1030"}});
   t.did_routes.push_back({"block", "carrier-a", "6735045[5-9]", "", {"extension", "1050"}});
-  t.blacklist.push_back({"5550000"});
-  t.blacklist.push_back({"0190*"});
+  t.blacklist.push_back({"5550000", "admin", 0});
+  t.blacklist.push_back({"0190*", "admin", 0});
   return t;
 }
 
