@@ -519,6 +519,7 @@ void ApiServerImpl::Routes() {
                   Guarded(Permission::kManageExtensions, &ApiServerImpl::DeleteExtension));
   AddAccountRoutes(*server_, RouteContextFor());
   AddTrunkRoutes(*server_, RouteContextFor());
+  AddRoutingRoutes(*server_, RouteContextFor());
 
   server_->Get("/api/v1/registrations",
                Guarded(Permission::kViewStatus, &ApiServerImpl::ListRegistrations));

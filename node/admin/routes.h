@@ -47,6 +47,15 @@ void AddAccountRoutes(httplib::Server& server, const RouteContext& ctx);
 //   DELETE /api/v1/trunks/{name}         admin, operator, api
 void AddTrunkRoutes(httplib::Server& server, const RouteContext& ctx);
 
+// routing_api.cc: the dial plan, one shape per kind (KIND below; {key} is the name, or the
+// trunk of an inbound route, or the number of a blacklist entry):
+//   GET /api/v1/KIND, GET /api/v1/KIND/{key}          admin, operator, api
+//   POST /api/v1/KIND, PUT|DELETE /api/v1/KIND/{key}  admin, operator, api
+//   KIND: routes/outbound, routes/inbound, dids, blacklist, time-conditions, permissions,
+//         pin-sets
+//   GET|PUT /api/v1/routing-settings   {block_anonymous, office_pause, office_pause_destination}
+void AddRoutingRoutes(httplib::Server& server, const RouteContext& ctx);
+
 // web_routes.cc:
 //   GET /api/v1/web/info   no login: node name, role, whether it serves, the VIP, so that a
 //                          standby's page can point to the active node

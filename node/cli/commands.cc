@@ -586,4 +586,80 @@ int RunTrunkDel(const GlobalOptions& g, const std::string& name, std::ostream& o
   return kExitOk;
 }
 
+namespace {
+// The API path of a dial plan kind, or "" (after a usage message) for an unknown one.
+std::string DialPlanPath(const std::string& kind, std::ostream& err) {
+  static const std::vector<std::pair<std::string, std::string>> kKinds = {
+      {"outbound", "routes/outbound"},
+      {"inbound", "routes/inbound"},
+      {"did", "dids"},
+      {"blacklist", "blacklist"},
+      {"time-condition", "time-conditions"},
+      {"permission", "permissions"},
+      {"pin-set", "pin-sets"}};
+  for (const auto& [name, path] : kKinds) {
+    if (name == kind) return "/api/v1/" + path;
+  }
+  err << "pbxctl: unknown kind '" << kind
+      << "' (outbound, inbound, did, blacklist, time-condition, permission, pin-set)\n";
+  return "";
+}
+}  // namespace
+
+int RunRouteList(const GlobalOptions& g, const std::string& kind, std::ostream& out,
+                 std::ostream& err) {
+  std::string path = DialPlanPath(kind, err);
+  if (path.empty()) return kExitUsage;
+  Connection c = Connect(g, err);
+  if (!c.client) return c.exit_code;
+  Result<json> reply = c.client->Get(path);
+  if (!reply.ok()) return Fail(err, reply.status());
+  if (g.json) {
+    PrintJson(out, *reply);
+    return kExitOk;
+  }
+  // One line per record: its JSON, compact (the records are nested; --json for scripts).
+  for (const json& item : reply->value("items", json::array())) out << item.dump() << '\n';
+  return kExitOk;
+}
+
+int RunRouteAdd(const GlobalOptions& g, const std::string& kind, const std::string& body,
+                std::ostream& out, std::ostream& err) {
+  std::string path = DialPlanPath(kind, err);
+  if (path.empty()) return kExitUsage;
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    err << "pbxctl: the record must be a JSON object\n";
+    return kExitUsage;
+  }
+  Connection c = Connect(g, err);
+  if (!c.client) return c.exit_code;
+  Result<json> created = c.client->Post(path, j);
+  if (!created.ok()) return Fail(err, created.status());
+  if (g.json) {
+    PrintJson(out, *created);
+  } else {
+    out << "created " << kind << ' ' << created->dump() << '\n';
+  }
+  return kExitOk;
+}
+
+int RunRouteDel(const GlobalOptions& g, const std::string& kind, const std::string& key,
+                std::ostream& out, std::ostream& err) {
+  std::string path = DialPlanPath(kind, err);
+  if (path.empty()) return kExitUsage;
+  if (key.empty() || key.size() > 33 ||
+      key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+*-") !=
+          std::string::npos) {
+    err << "pbxctl: '" << key << "' is not a name or number\n";
+    return kExitUsage;
+  }
+  Connection c = Connect(g, err);
+  if (!c.client) return c.exit_code;
+  Result<json> reply = c.client->Delete(path + "/" + key);
+  if (!reply.ok()) return Fail(err, reply.status());
+  out << "deleted " << kind << ' ' << key << '\n';
+  return kExitOk;
+}
+
 }  // namespace pbx::cli

@@ -85,6 +85,27 @@ int main(int argc, char** argv) {
   CLI::App* trunk_del = trunk->add_subcommand("del", "Delete a trunk");
   trunk_del->add_option("NAME", trunk_name, "Trunk name")->required();
 
+  std::string route_kind, route_arg;
+  CLI::App* route = app.add_subcommand(
+      "route",
+      "The dial plan: outbound, inbound, did, blacklist, time-condition, permission, "
+      "pin-set");
+  route->require_subcommand(1);
+  CLI::App* route_list = route->add_subcommand("list", "List the records of a kind");
+  route_list->add_option("KIND", route_kind, "outbound, inbound, did, ...")->required();
+  route_list->add_flag("--json", g.json, "Print JSON");
+  CLI::App* route_add = route->add_subcommand("add", "Create a record from JSON");
+  route_add->add_option("KIND", route_kind, "outbound, inbound, did, ...")->required();
+  route_add
+      ->add_option("JSON", route_arg,
+                   R"(The record, e.g. '{"name":"local","rules":[{"prefix":"9",)"
+                   R"("pattern":"NXXXXXX"}],"trunks":["acme"]}')")
+      ->required();
+  route_add->add_flag("--json", g.json, "Print JSON");
+  CLI::App* route_del = route->add_subcommand("del", "Delete a record");
+  route_del->add_option("KIND", route_kind, "outbound, inbound, did, ...")->required();
+  route_del->add_option("KEY", route_arg, "Its name (trunk, number)")->required();
+
   CLI::App* ban = app.add_subcommand("ban", "Sources banned by intrusion protection");
   ban->require_subcommand(1);
   CLI::App* ban_list = ban->add_subcommand("list", "List banned sources");
@@ -131,6 +152,13 @@ int main(int argc, char** argv) {
   if (trunk_list->parsed()) return pbx::cli::RunTrunkList(g, std::cout, std::cerr);
   if (trunk_add->parsed()) return pbx::cli::RunTrunkAdd(g, trunk_add_opts, std::cout, std::cerr);
   if (trunk_del->parsed()) return pbx::cli::RunTrunkDel(g, trunk_name, std::cout, std::cerr);
+  if (route_list->parsed()) return pbx::cli::RunRouteList(g, route_kind, std::cout, std::cerr);
+  if (route_add->parsed()) {
+    return pbx::cli::RunRouteAdd(g, route_kind, route_arg, std::cout, std::cerr);
+  }
+  if (route_del->parsed()) {
+    return pbx::cli::RunRouteDel(g, route_kind, route_arg, std::cout, std::cerr);
+  }
   if (switchover->parsed()) return pbx::cli::RunSwitchover(g, std::cout, std::cerr);
   if (maintenance->parsed()) {
     return pbx::cli::RunMaintenance(g, maintenance_mode == "on", force, std::cout, std::cerr);
