@@ -454,7 +454,9 @@ class DialPlanRoutes {
     store::WriteSet writes;
     store::DialPlanRepo<T>(store_).Delete(key, writes);
     AddAudit(req, who, object_ + ".delete", key, "", writes);
-    if (!Commit(req, res, writes, 404, fmt::format("{} '{}' not found", object_, key))) return;
+    if (!CommitOrReply(req, res, store_, writes, 404,
+                       fmt::format("{} '{}' not found", object_, key)))
+      return;
     res.status = 204;
   }
 
@@ -470,8 +472,9 @@ class DialPlanRoutes {
     store::WriteSet writes;
     store::DialPlanRepo<T>(store_).Put(t, create, writes);
     AddAudit(req, who, object_ + (create ? ".create" : ".update"), key, "", writes);
-    if (!Commit(req, res, writes, create ? 409 : 404,
-                fmt::format("{} '{}' {}", object_, key, create ? "already exists" : "not found"))) {
+    if (!CommitOrReply(
+            req, res, store_, writes, create ? 409 : 404,
+            fmt::format("{} '{}' {}", object_, key, create ? "already exists" : "not found"))) {
       return;
     }
     PBX_LOG(kInfo, "api", "{} {} {}", object_, key, create ? "created" : "updated");
@@ -487,18 +490,6 @@ class DialPlanRoutes {
       SendStatus(req, res, t.status());
     }
     return t;
-  }
-
-  bool Commit(const Request& req, Response& res, const store::WriteSet& writes, int conflict,
-              const std::string& message) const {
-    Result<store::SeqNo> seq = store_.Commit(writes, store::Durability::kReplicated);
-    if (seq.ok()) return true;
-    if (seq.status().code() == Status::Code::kConflict) {
-      SendError(res, conflict, conflict == 404 ? "not_found" : "conflict", message);
-    } else {
-      SendStatus(req, res, seq.status());
-    }
-    return false;
   }
 
   store::StateStore& store_;
@@ -576,8 +567,7 @@ void AddRoutingRoutes(httplib::Server& server, const RouteContext& ctx) {
         store::WriteSet writes;
         store::RoutingSettingsRepo(st).Put(*s, writes);
         AddAudit(req, who, "routing_settings.update", "routing", ChangedFields(*body), writes);
-        Result<store::SeqNo> seq = st.Commit(writes, store::Durability::kReplicated);
-        if (!seq.ok()) return SendStatus(req, res, seq.status());
+        if (!CommitOrReply(req, res, st, writes, 409, "routing settings changed meanwhile")) return;
         SendJson(res, 200, SettingsJson(*s));
       }));
 }

@@ -248,7 +248,9 @@ class TrunkRoutes {
     store::WriteSet writes;
     store::TrunkRepo(store_).Put(t, /*create=*/true, writes);
     AddAudit(req, who, "trunk.create", t.name, fmt::format("{} {}", t.mode, t.host), writes);
-    if (!Commit(req, res, writes, 409, fmt::format("trunk {} already exists", t.name))) return;
+    if (!CommitOrReply(req, res, store_, writes, 409,
+                       fmt::format("trunk {} already exists", t.name)))
+      return;
     PBX_LOG(kInfo, "api", "trunk {} created ({} {})", t.name, t.mode, t.host);
     SendJson(res, 201, TrunkToJson(t, std::nullopt));
   }
@@ -264,7 +266,8 @@ class TrunkRoutes {
     store::TrunkRepo(store_).Put(*t, /*create=*/false, writes);
     writes.ExpectPresent(store::Table::kConfig, store::TrunkRepo::Prefix() + t->name);
     AddAudit(req, who, "trunk.update", t->name, ChangedFields(*body), writes);
-    if (!Commit(req, res, writes, 404, fmt::format("trunk {} not found", t->name))) return;
+    if (!CommitOrReply(req, res, store_, writes, 404, fmt::format("trunk {} not found", t->name)))
+      return;
     SendJson(res, 200, TrunkToJson(*t, std::nullopt));
   }
 
@@ -274,7 +277,8 @@ class TrunkRoutes {
     store::TrunkRepo(store_).Delete(name, writes);
     store::TrunkStateRepo(store_).Delete(name, writes);
     AddAudit(req, who, "trunk.delete", name, "", writes);
-    if (!Commit(req, res, writes, 404, fmt::format("trunk {} not found", name))) return;
+    if (!CommitOrReply(req, res, store_, writes, 404, fmt::format("trunk {} not found", name)))
+      return;
     PBX_LOG(kInfo, "api", "trunk {} deleted", name);
     res.status = 204;
   }
@@ -289,19 +293,6 @@ class TrunkRoutes {
       SendStatus(req, res, t.status());
     }
     return t;
-  }
-
-  // Commits; a failed precondition is `conflict_status` with `message`.
-  bool Commit(const Request& req, Response& res, const store::WriteSet& writes, int conflict_status,
-              const std::string& message) const {
-    Result<store::SeqNo> seq = store_.Commit(writes, store::Durability::kReplicated);
-    if (seq.ok()) return true;
-    if (seq.status().code() == Status::Code::kConflict) {
-      SendError(res, conflict_status, conflict_status == 404 ? "not_found" : "conflict", message);
-    } else {
-      SendStatus(req, res, seq.status());
-    }
-    return false;
   }
 
   store::StateStore& store_;

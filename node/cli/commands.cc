@@ -570,20 +570,30 @@ int RunTrunkAdd(const GlobalOptions& g, const TrunkAddOptions& add, std::ostream
   return kExitOk;
 }
 
-int RunTrunkDel(const GlobalOptions& g, const std::string& name, std::ostream& out,
-                std::ostream& err) {
-  if (name.empty() || name.size() > 32 ||
-      name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
-          std::string::npos) {
-    err << "pbxctl: '" << name << "' is not a trunk name\n";
+namespace {
+constexpr std::string_view kNameChars =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-";
+
+// DELETE `path`/`key` after checking that `key` is 1-33 of `chars`; says "deleted `what`".
+int DeleteCommand(const GlobalOptions& g, const std::string& path, const std::string& key,
+                  std::string_view chars, const std::string& what, std::ostream& out,
+                  std::ostream& err) {
+  if (key.empty() || key.size() > 33 || key.find_first_not_of(chars) != std::string::npos) {
+    err << "pbxctl: '" << key << "' is not a valid name\n";
     return kExitUsage;
   }
   Connection c = Connect(g, err);
   if (!c.client) return c.exit_code;
-  Result<json> reply = c.client->Delete("/api/v1/trunks/" + name);
+  Result<json> reply = c.client->Delete(path + "/" + key);
   if (!reply.ok()) return Fail(err, reply.status());
-  out << "deleted trunk " << name << '\n';
+  out << "deleted " << what << ' ' << key << '\n';
   return kExitOk;
+}
+}  // namespace
+
+int RunTrunkDel(const GlobalOptions& g, const std::string& name, std::ostream& out,
+                std::ostream& err) {
+  return DeleteCommand(g, "/api/v1/trunks", name, kNameChars, "trunk", out, err);
 }
 
 namespace {
@@ -648,18 +658,9 @@ int RunRouteDel(const GlobalOptions& g, const std::string& kind, const std::stri
                 std::ostream& out, std::ostream& err) {
   std::string path = DialPlanPath(kind, err);
   if (path.empty()) return kExitUsage;
-  if (key.empty() || key.size() > 33 ||
-      key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+*-") !=
-          std::string::npos) {
-    err << "pbxctl: '" << key << "' is not a name or number\n";
-    return kExitUsage;
-  }
-  Connection c = Connect(g, err);
-  if (!c.client) return c.exit_code;
-  Result<json> reply = c.client->Delete(path + "/" + key);
-  if (!reply.ok()) return Fail(err, reply.status());
-  out << "deleted " << kind << ' ' << key << '\n';
-  return kExitOk;
+  // Blacklist entries are numbers and may end in '*'.
+  std::string chars = std::string(kNameChars) + "+*";
+  return DeleteCommand(g, path, key, chars, kind, out, err);
 }
 
 }  // namespace pbx::cli

@@ -14,6 +14,7 @@
 #include <sofia-sip/url.h>
 
 #include "node/core/log.h"
+#include "sip/clock.h"
 
 namespace pbx::sip {
 namespace {
@@ -21,17 +22,6 @@ namespace {
 constexpr int64_t kNonceLifetimeSeconds = 300;
 constexpr su_duration_t kTickMs = 1000;
 constexpr size_t kMaxUri = 1024;
-
-int64_t NowUnix() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 bool ConstantTimeEqual(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;

@@ -14,6 +14,7 @@
 #include <sofia-sip/url.h>
 
 #include "node/core/log.h"
+#include "sip/clock.h"
 #include "sip/registrar/digest.h"
 
 namespace pbx::sip {
@@ -21,17 +22,6 @@ namespace {
 
 constexpr su_duration_t kTickMs = 250;
 constexpr uint32_t kMaxBackoffSeconds = 3600;
-
-int64_t NowUnix() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 int StatusOf(nta_outgoing_t* orq, const sip_t* reply) {
   return reply && reply->sip_status ? reply->sip_status->st_status : nta_outgoing_status(orq);
@@ -96,10 +86,8 @@ void TrunkClient::Shutdown() {
   Unsubscribe();
   if (timer_) su_timer_destroy(timer_);
   timer_ = nullptr;
-  for (auto& [orq, name] : registers_) nta_outgoing_destroy(orq);
-  for (auto& [orq, name] : qualifies_) nta_outgoing_destroy(orq);
-  registers_.clear();
-  qualifies_.clear();
+  for (auto& [orq, what] : in_flight_) nta_outgoing_destroy(orq);
+  in_flight_.clear();
 }
 
 // --- config and state from the feed ---
@@ -155,15 +143,12 @@ void TrunkClient::Tick() {
   for (auto& [name, line] : lines_) {
     const store::Trunk& t = line.trunk;
     if (!t.enabled || t.host.empty()) continue;
-    bool busy = std::any_of(registers_.begin(), registers_.end(),
-                            [&](const auto& r) { return r.second == name; });
-    if (t.mode == "register" && !busy && !line.given_up && now >= line.next_register_ms) {
+    if (t.mode == "register" && !InFlight(name, Kind::kRegister) && !line.given_up &&
+        now >= line.next_register_ms) {
       line.auth_tried = false;
       SendRegister(line, line.trunk.new_call_id_per_register);
     }
-    bool qualifying = std::any_of(qualifies_.begin(), qualifies_.end(),
-                                  [&](const auto& q) { return q.second == name; });
-    if (t.qualify_interval > 0 && !qualifying && now >= line.next_qualify_ms) {
+    if (t.qualify_interval > 0 && !InFlight(name, Kind::kQualify) && now >= line.next_qualify_ms) {
       SendQualify(line, now);
     }
   }
@@ -228,12 +213,9 @@ void TrunkClient::SendRegister(Line& line, bool fresh_call_id) {
                     m->m_url->url_port ? ":" : "", m->m_url->url_port ? m->m_url->url_port : "");
     if (t.transport != "udp") contact.insert(contact.size() - 1, ";transport=" + t.transport);
   }
-  msg_t* msg = nta_msg_create(stack_.agent(), 0);
+  msg_t* msg = NewRequest(request, aor, from, s.call_id, cseq);
   if (msg == nullptr) return;
-  sip_t* sip = sip_object(msg);
-  if (sip_add_tl(msg, sip, SIPTAG_REQUEST_STR(request.c_str()), SIPTAG_TO_STR(aor.c_str()),
-                 SIPTAG_FROM_STR(from.c_str()), SIPTAG_CALL_ID_STR(s.call_id.c_str()),
-                 SIPTAG_CSEQ_STR(cseq.c_str()), SIPTAG_MAX_FORWARDS_STR("70"),
+  if (sip_add_tl(msg, sip_object(msg),
                  SIPTAG_CONTACT_STR(contact.empty() ? nullptr : contact.c_str()),
                  SIPTAG_EXPIRES_STR(expires.c_str()), SIPTAG_USER_AGENT_STR("pbx"),
                  TAG_IF(!authorization.empty() && !proxy_auth,
@@ -244,26 +226,55 @@ void TrunkClient::SendRegister(Line& line, bool fresh_call_id) {
     msg_destroy(msg);
     return;
   }
+  if (!Send(line, Kind::kRegister, msg)) Failed(line, 503, "cannot send REGISTER");
+}
+
+msg_t* TrunkClient::NewRequest(const std::string& request, const std::string& to,
+                               const std::string& from, const std::string& call_id,
+                               const std::string& cseq) {
+  msg_t* msg = nta_msg_create(stack_.agent(), 0);
+  if (msg == nullptr) return nullptr;
+  if (sip_add_tl(msg, sip_object(msg), SIPTAG_REQUEST_STR(request.c_str()),
+                 SIPTAG_TO_STR(to.c_str()), SIPTAG_FROM_STR(from.c_str()),
+                 SIPTAG_CALL_ID_STR(call_id.c_str()), SIPTAG_CSEQ_STR(cseq.c_str()),
+                 SIPTAG_MAX_FORWARDS_STR("70"), TAG_END()) < 0) {
+    msg_destroy(msg);
+    return nullptr;
+  }
+  return msg;
+}
+
+bool TrunkClient::Send(const Line& line, Kind kind, msg_t* msg) {
   auto cb = [](nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* reply) -> int {
     int status = StatusOf(orq, reply);
     if (status < 200) return 0;
     auto* self = reinterpret_cast<TrunkClient*>(magic);
-    auto it = self->registers_.find(orq);
-    std::string name = it == self->registers_.end() ? "" : it->second;
-    if (it != self->registers_.end()) self->registers_.erase(it);
-    self->OnRegisterReply(name, status, reply);
+    auto it = self->in_flight_.find(orq);
+    if (it != self->in_flight_.end()) {
+      auto [name, k] = it->second;
+      self->in_flight_.erase(it);
+      if (k == Kind::kRegister) {
+        self->OnRegisterReply(name, status, reply);
+      } else {  // any answer at all means the carrier is there; only silence is not
+        self->OnQualifyReply(name, NoAnswer(status, reply) ? status : 200);
+      }
+    }
     nta_outgoing_destroy(orq);
     return 0;
   };
-  std::string target = Target(t);
+  std::string target = Target(line.trunk);
   nta_outgoing_t* orq =
       nta_outgoing_mcreate(stack_.agent(), cb, reinterpret_cast<nta_outgoing_magic_t*>(this),
                            URL_STRING_MAKE(target.c_str()), msg, TAG_END());
-  if (orq == nullptr) {  // nta destroyed msg
-    Failed(line, 503, "cannot send REGISTER");
-    return;
-  }
-  registers_[orq] = t.name;
+  if (orq == nullptr) return false;  // nta destroyed msg
+  in_flight_[orq] = {line.trunk.name, kind};
+  return true;
+}
+
+bool TrunkClient::InFlight(const std::string& name, Kind kind) const {
+  return std::any_of(in_flight_.begin(), in_flight_.end(), [&](const auto& f) {
+    return f.second.first == name && f.second.second == kind;
+  });
 }
 
 void TrunkClient::OnRegisterReply(const std::string& name, int status, const sip_t* reply) {
@@ -349,35 +360,8 @@ void TrunkClient::SendQualify(Line& line, int64_t now_ms) {
   std::string to = fmt::format("<sip:{}>", domain);
   std::string from =
       fmt::format("<sip:{}@{}>;tag={:x}", t.username.empty() ? "pbx" : t.username, domain, rng_());
-  std::string call_id = NewCallId();
-  msg_t* msg = nta_msg_create(stack_.agent(), 0);
-  if (msg == nullptr) return;
-  sip_t* sip = sip_object(msg);
-  if (sip_add_tl(msg, sip, SIPTAG_REQUEST_STR(request.c_str()), SIPTAG_TO_STR(to.c_str()),
-                 SIPTAG_FROM_STR(from.c_str()), SIPTAG_CALL_ID_STR(call_id.c_str()),
-                 SIPTAG_CSEQ_STR("1 OPTIONS"), SIPTAG_MAX_FORWARDS_STR("70"), TAG_END()) < 0) {
-    msg_destroy(msg);
-    return;
-  }
-  auto cb = [](nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* reply) -> int {
-    int status = StatusOf(orq, reply);
-    if (status < 200) return 0;
-    auto* self = reinterpret_cast<TrunkClient*>(magic);
-    auto it = self->qualifies_.find(orq);
-    std::string name = it == self->qualifies_.end() ? "" : it->second;
-    if (it != self->qualifies_.end()) self->qualifies_.erase(it);
-    // Any answer at all means the carrier is there; only silence is unreachable.
-    self->OnQualifyReply(name, NoAnswer(status, reply) ? status : 200);
-    nta_outgoing_destroy(orq);
-    return 0;
-  };
-  std::string target = Target(t);
-  nta_outgoing_t* orq =
-      nta_outgoing_mcreate(stack_.agent(), cb, reinterpret_cast<nta_outgoing_magic_t*>(this),
-                           URL_STRING_MAKE(target.c_str()), msg, TAG_END());
-  if (orq == nullptr) return;
-  line.qualify_sent_ms = now_ms;
-  qualifies_[orq] = t.name;
+  msg_t* msg = NewRequest(request, to, from, NewCallId(), "1 OPTIONS");
+  if (msg != nullptr && Send(line, Kind::kQualify, msg)) line.qualify_sent_ms = now_ms;
 }
 
 void TrunkClient::OnQualifyReply(const std::string& name, int status) {

@@ -61,7 +61,16 @@ class TrunkClient {
     bool given_up = false;    // max_retries reached; a config change starts again
   };
 
+  enum class Kind : uint8_t { kRegister, kQualify };
+
   void Tick();
+  // A request with the headers every request has; nullptr if sofia fails.
+  msg_t* NewRequest(const std::string& request, const std::string& to, const std::string& from,
+                    const std::string& call_id, const std::string& cseq);
+  // Sends `msg` (consumed) to the trunk; the final reply goes to On*Reply. False if nta
+  // refused it.
+  bool Send(const Line& line, Kind kind, msg_t* msg);
+  bool InFlight(const std::string& name, Kind kind) const;
   void SendRegister(Line& line, bool fresh_call_id);
   std::string Authorization(Line& line);
   void OnRegisterReply(const std::string& name, int status, const sip_t* reply);
@@ -81,9 +90,8 @@ class TrunkClient {
   std::function<bool()> serving_;
   bool was_serving_ = false;
   std::map<std::string, Line> lines_;
-  // In-flight transactions, by the trunk they belong to.
-  std::map<nta_outgoing_t*, std::string> registers_;
-  std::map<nta_outgoing_t*, std::string> qualifies_;
+  // In-flight transactions: the trunk and what they are.
+  std::map<nta_outgoing_t*, std::pair<std::string, Kind>> in_flight_;
   std::vector<store::Subscription> subscriptions_;
   su_timer_t* timer_ = nullptr;
   std::mt19937_64 rng_{std::random_device{}()};

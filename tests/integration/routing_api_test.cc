@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/integration/pbxd_fixture.h"
 #include "tests/support/process.h"
 
 namespace pbx {
@@ -18,28 +19,14 @@ using nlohmann::json;
 class RoutingApiTest : public testing::Test {
  protected:
   void SetUp() override {
-    std::string config = dir_.Sub("pbx.toml");
-    std::ofstream(config) << "[node]\nname = \"routetest\"\n"
-                          << "data_dir = \"" << dir_.Sub("data") << "\"\n"
-                          << "run_dir = \"" << dir_.Sub("run") << "\"\n"
-                          << "[api]\nport = 0\n"
-                          << "[sip]\nlisten = \"127.0.0.1\"\nudp_port = 0\ntcp_port = 0\n"
-                          << "tls_port = 0\n"
-                          << "[demo]\nextensions = true\n";  // 1001-1005
-    pbxd_ = std::make_unique<test::Process>(std::vector<std::string>{PBXD_PATH, "--config", config},
-                                            dir_.Sub("pbxd.log"));
-    ASSERT_TRUE(test::WaitFor([&] { return std::filesystem::exists(dir_.Sub("run/ready.json")); },
-                              std::chrono::seconds(30)))
-        << pbxd_->Log();
+    pbxd_ = test::StartPbxd(dir_, "routetest", /*demo_extensions=*/true);
+    ASSERT_TRUE(pbxd_) << test::ReadFile(dir_.Sub("pbxd.log"));
     test::CommandResult t = Pbxctl({"trunk", "add", "acme", "--host", "192.0.2.1", "--set",
                                     "mode=peer", "--set", "qualify_interval=0"});
     ASSERT_EQ(t.exit_code, 0) << t.err;
   }
 
-  test::CommandResult Pbxctl(std::vector<std::string> args) {
-    args.insert(args.begin(), {PBXCTL_PATH, "--run-dir", dir_.Sub("run")});
-    return test::Run(args);
-  }
+  test::CommandResult Pbxctl(std::vector<std::string> args) { return test::Pbxctl(dir_, args); }
 
   void Add(const std::string& kind, const json& body) {
     test::CommandResult r = Pbxctl({"route", "add", kind, body.dump()});

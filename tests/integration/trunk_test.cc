@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <sys/socket.h>
 
+#include "tests/integration/pbxd_fixture.h"
 #include "tests/support/process.h"
 
 namespace pbx {
@@ -48,19 +49,8 @@ class TrunkTest : public testing::Test {
   void SetUp() override {
     if (access("/usr/sbin/kamailio", X_OK) != 0) GTEST_SKIP() << "kamailio is not installed";
     StartCarrier();
-    std::string config = dir_.Sub("pbx.toml");
-    std::ofstream(config) << "[node]\nname = \"trunktest\"\n"
-                          << "data_dir = \"" << dir_.Sub("data") << "\"\n"
-                          << "run_dir = \"" << dir_.Sub("run") << "\"\n"
-                          << "[api]\nport = 0\n"
-                          << "[sip]\nlisten = \"127.0.0.1\"\nudp_port = 0\ntcp_port = 0\n"
-                          << "tls_port = 0\n"
-                          << "[demo]\nextensions = false\n";
-    pbxd_ = std::make_unique<test::Process>(std::vector<std::string>{PBXD_PATH, "--config", config},
-                                            dir_.Sub("pbxd.log"));
-    ASSERT_TRUE(test::WaitFor([&] { return std::filesystem::exists(dir_.Sub("run/ready.json")); },
-                              std::chrono::seconds(30)))
-        << pbxd_->Log();
+    pbxd_ = test::StartPbxd(dir_, "trunktest", /*demo_extensions=*/false);
+    ASSERT_TRUE(pbxd_) << test::ReadFile(dir_.Sub("pbxd.log"));
   }
 
   void StartCarrier() {
@@ -86,10 +76,7 @@ class TrunkTest : public testing::Test {
     ASSERT_TRUE(test::WaitFor([&] { return std::filesystem::exists(ctl_); })) << carrier_->Log();
   }
 
-  test::CommandResult Pbxctl(std::vector<std::string> args) {
-    args.insert(args.begin(), {PBXCTL_PATH, "--run-dir", dir_.Sub("run")});
-    return test::Run(args);
-  }
+  test::CommandResult Pbxctl(std::vector<std::string> args) { return test::Pbxctl(dir_, args); }
 
   json Trunks() {
     test::CommandResult r = Pbxctl({"trunk", "list", "--json"});
