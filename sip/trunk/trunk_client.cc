@@ -61,13 +61,7 @@ Status TrunkClient::Init() {
       store_.Subscribe(store::Table::kConfig, store::TrunkRepo::Prefix(), post));
   subscriptions_.push_back(
       store_.Subscribe(store::Table::kRuntime, store::TrunkStateRepo::Prefix(), post));
-  PBX_ASSIGN_OR_RETURN(std::vector<store::Trunk> trunks, store::TrunkRepo(store_).List());
-  for (const store::Trunk& t : trunks) Apply(t);
-  PBX_ASSIGN_OR_RETURN(std::vector<store::TrunkState> states, store::TrunkStateRepo(store_).List());
-  for (const store::TrunkState& s : states) {
-    auto it = lines_.find(s.name);
-    if (it != lines_.end()) it->second.state = s;
-  }
+  PBX_TRY(Load());
   timer_ = su_timer_create(su_root_task(stack_.root()), kTickMs);
   if (timer_ == nullptr) return Status::Internal("su_timer_create failed");
   auto tick = [](su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
@@ -92,7 +86,27 @@ void TrunkClient::Shutdown() {
 
 // --- config and state from the feed ---
 
+Status TrunkClient::Load() {
+  PBX_ASSIGN_OR_RETURN(std::vector<store::Trunk> trunks, store::TrunkRepo(store_).List());
+  for (auto it = lines_.begin(); it != lines_.end();) {
+    bool kept = std::any_of(trunks.begin(), trunks.end(),
+                            [&](const store::Trunk& t) { return t.name == it->first; });
+    it = kept ? std::next(it) : lines_.erase(it);
+  }
+  for (const store::Trunk& t : trunks) Apply(t);
+  PBX_ASSIGN_OR_RETURN(std::vector<store::TrunkState> states, store::TrunkStateRepo(store_).List());
+  for (const store::TrunkState& s : states) {
+    auto it = lines_.find(s.name);
+    if (it != lines_.end()) it->second.state = s;
+  }
+  return Status::Ok();
+}
+
 void TrunkClient::OnChange(const store::Change& change) {
+  if (change.reset) {  // a standby's table was replaced at once (checkpoint catch-up)
+    if (Status s = Load(); !s.ok()) PBX_LOG(kWarn, "trunk", "reload failed: {}", s.ToString());
+    return;
+  }
   if (change.table == store::Table::kConfig) {
     std::string name = change.key.substr(store::TrunkRepo::Prefix().size());
     Result<store::Trunk> t = store::TrunkRepo::Decode(change);

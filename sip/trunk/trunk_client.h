@@ -79,6 +79,8 @@ class TrunkClient {
   void Failed(Line& line, int status, std::string reason);
   void Save(Line& line);
 
+  // Trunks and their state from the store (at start, and when a table is reset).
+  Status Load();
   void OnChange(const store::Change& change);
   void Apply(const store::Trunk& trunk);
   std::string Target(const store::Trunk& t) const;
