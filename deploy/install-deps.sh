@@ -12,9 +12,11 @@ build_pkgs=(
 )
 # clang + libclang-rt (a Recommends, so named here): the libFuzzer targets in tests/fuzz/.
 # baresip-core: the SIP interop test in tests/system/.
+# kamailio (and kamcmd in it): the carrier of the trunk tests in tests/integration/.
 # chromium runs the web admin's browser tests (tests/browser), driven by playwright-core
 # from npm (package-lock.json there; `npm ci` below).
-test_pkgs=(libgtest-dev libgmock-dev clang-format clang libclang-rt-14-dev baresip-core chromium)
+test_pkgs=(libgtest-dev libgmock-dev clang-format clang libclang-rt-14-dev baresip-core kamailio
+           chromium)
 testing=false
 [[ "${1:-}" == "--test" ]] && testing=true
 

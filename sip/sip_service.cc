@@ -4,6 +4,7 @@
 #include "sip/registrar/registrar.h"
 #include "sip/stack.h"
 #include "sip/store_writer.h"
+#include "sip/trunk/trunk_client.h"
 
 namespace pbx::sip {
 namespace {
@@ -25,8 +26,12 @@ class SipServiceImpl : public SipService {
     PBX_ASSIGN_OR_RETURN(stack_, Stack::Start(so));
     writer_ = std::make_unique<StoreWriter>(store_);
     registrar_ = std::make_unique<Registrar>(*stack_, store_, *writer_, serving_, o.digest_sha256);
+    trunks_ = std::make_unique<TrunkClient>(*stack_, store_, *writer_, serving_);
     Status s;
-    stack_->Run([&] { s = registrar_->Init(); });
+    stack_->Run([&] {
+      s = registrar_->Init();
+      if (s.ok()) s = trunks_->Init();
+    });
     return s;
   }
 
@@ -39,9 +44,14 @@ class SipServiceImpl : public SipService {
     if (stopped_ || !stack_) return;
     stopped_ = true;
     registrar_->Unsubscribe();
+    trunks_->Unsubscribe();
     writer_->Stop();  // what it finishes posts replies to the loop, which still runs
-    stack_->Run([this] { registrar_->Shutdown(); });
+    stack_->Run([this] {
+      registrar_->Shutdown();
+      trunks_->Shutdown();
+    });
     stack_->Stop();
+    trunks_.reset();
     registrar_.reset();
     writer_.reset();
     stack_.reset();
@@ -53,6 +63,7 @@ class SipServiceImpl : public SipService {
   std::unique_ptr<Stack> stack_;
   std::unique_ptr<StoreWriter> writer_;
   std::unique_ptr<Registrar> registrar_;
+  std::unique_ptr<TrunkClient> trunks_;
   bool stopped_ = false;
 };
 

@@ -120,6 +120,22 @@ Status AddExtensionUpdate(store::StateStore& store, ExtensionInput& in, store::W
   return Status::Ok();
 }
 
+// Commits `writes`; a Conflict (a precondition failed: the record appeared or vanished
+// meanwhile) is reported as `conflict_status` with `conflict_message`.
+bool CommitOrReply(const Request& req, Response& res, store::StateStore& store,
+                   const store::WriteSet& writes, int conflict_status,
+                   std::string_view conflict_message) {
+  Result<store::SeqNo> seq = store.Commit(writes, store::Durability::kReplicated);
+  if (seq.ok()) return true;
+  if (seq.status().code() == Status::Code::kConflict) {
+    SendError(res, conflict_status, conflict_status == 404 ? "not_found" : "conflict",
+              conflict_message);
+  } else {
+    SendStatus(req, res, seq.status());
+  }
+  return false;
+}
+
 void AddAudit(const Request& req, const Principal& who, std::string action, std::string target,
               std::string detail, store::WriteSet& writes) {
   store::AuditEntry entry;

@@ -70,6 +70,13 @@ Status SetCredentials(store::Extension& ext, const std::string& realm, const std
 // commit with Conflict instead of bringing the extension back.
 Status AddExtensionUpdate(store::StateStore& store, ExtensionInput& in, store::WriteSet& writes);
 
+// Commits `writes` (kReplicated); a Conflict (a precondition failed: the record appeared or
+// vanished meanwhile) is answered `conflict_status` ("not_found" for 404, else "conflict")
+// with `conflict_message`, any other failure through SendStatus. True if committed.
+bool CommitOrReply(const httplib::Request& req, httplib::Response& res, store::StateStore& store,
+                   const store::WriteSet& writes, int conflict_status,
+                   std::string_view conflict_message);
+
 // Adds an audit record of a change made through the API to `writes`, so that the change and
 // its record commit together (or not at all). `action` is "<object>.<verb>", e.g.
 // "extension.create"; `target` names the object; `detail` says what changed (never a secret).

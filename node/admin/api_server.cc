@@ -521,6 +521,8 @@ void ApiServerImpl::Routes() {
   AddAccountRoutes(*server_, RouteContextFor());
   AddBackupRoutes(*server_, RouteContextFor());
   AddCertificateRoutes(*server_, RouteContextFor(), options_.cert_file);
+  AddTrunkRoutes(*server_, RouteContextFor());
+  AddRoutingRoutes(*server_, RouteContextFor());
 
   server_->Get("/api/v1/registrations",
                Guarded(Permission::kViewStatus, &ApiServerImpl::ListRegistrations));

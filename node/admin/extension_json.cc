@@ -79,39 +79,6 @@ bool DecodeUtf8(std::string_view s, std::vector<uint32_t>* code_points) {
   return true;
 }
 
-Problem String(const json& v, std::string* out) {
-  if (!v.is_string()) return "must be a string";
-  *out = v.get<std::string>();
-  return std::nullopt;
-}
-
-Problem Bool(const json& v, bool* out) {
-  if (!v.is_boolean()) return "must be true or false";
-  *out = v.get<bool>();
-  return std::nullopt;
-}
-
-Problem UInt(const json& v, uint32_t min, uint32_t max, uint32_t* out) {
-  // is_number_integer() is false for 5.0 and for booleans, which is what we want.
-  if (!v.is_number_integer()) return "must be an integer";
-  bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() >= min && v.get<uint64_t>() <= max
-                                         : v.get<int64_t>() >= min && v.get<int64_t>() <= max;
-  if (!in_range) return fmt::format("must be between {} and {}", min, max);
-  *out = static_cast<uint32_t>(v.get<uint64_t>());
-  return std::nullopt;
-}
-
-Problem StringArray(const json& v, std::vector<std::string>* out) {
-  if (!v.is_array()) return "must be an array of strings";
-  std::vector<std::string> items;
-  for (const json& item : v) {
-    if (!item.is_string()) return "must be an array of strings";
-    items.push_back(item.get<std::string>());
-  }
-  *out = std::move(items);
-  return std::nullopt;
-}
-
 // One settable field: its name and how it is validated and applied.
 struct FieldRule {
   std::string_view name;
@@ -120,7 +87,7 @@ struct FieldRule {
 
 Problem ApplyNumber(const json& v, ExtensionInput& in) {
   std::string s;
-  if (auto p = String(v, &s)) return p;
+  if (auto p = ReadString(v, &s)) return p;
   if (!IsValidExtensionNumber(s)) return "must be 2 to 11 digits";
   in.ext.number = std::move(s);
   return std::nullopt;
@@ -128,7 +95,7 @@ Problem ApplyNumber(const json& v, ExtensionInput& in) {
 
 Problem ApplyName(const json& v, ExtensionInput& in) {
   std::string s;
-  if (auto p = String(v, &s)) return p;
+  if (auto p = ReadString(v, &s)) return p;
   if (!IsValidDisplayName(s)) {
     return "must be 1 to 64 printable characters without leading or trailing spaces";
   }
@@ -138,7 +105,7 @@ Problem ApplyName(const json& v, ExtensionInput& in) {
 
 Problem ApplyPassword(const json& v, ExtensionInput& in) {
   std::string s;
-  if (auto p = String(v, &s)) return p;
+  if (auto p = ReadString(v, &s)) return p;
   if (s.empty()) return "must not be empty";
   // Checked against the number once every field is applied (the number may change too).
   if (auto p = CheckPasswordStrength(s, {})) return p;
@@ -148,7 +115,7 @@ Problem ApplyPassword(const json& v, ExtensionInput& in) {
 
 Problem ApplyEmail(const json& v, ExtensionInput& in) {
   std::string s;
-  if (auto p = String(v, &s)) return p;
+  if (auto p = ReadString(v, &s)) return p;
   if (!s.empty() && !IsValidEmail(s)) return "is not a valid email address";
   in.ext.email = std::move(s);
   return std::nullopt;
@@ -156,7 +123,7 @@ Problem ApplyEmail(const json& v, ExtensionInput& in) {
 
 Problem ApplyMobile(const json& v, ExtensionInput& in) {
   std::string s;
-  if (auto p = String(v, &s)) return p;
+  if (auto p = ReadString(v, &s)) return p;
   bool ok = s.size() <= 32 && std::all_of(s.begin(), s.end(), [](char c) {
               return IsDigit(c) || c == '+' || c == '-' || c == ' ' || c == '(' || c == ')';
             });
@@ -167,7 +134,7 @@ Problem ApplyMobile(const json& v, ExtensionInput& in) {
 
 Problem ApplyDialPermission(const json& v, ExtensionInput& in) {
   std::string s;
-  if (auto p = String(v, &s)) return p;
+  if (auto p = ReadString(v, &s)) return p;
   if (!IsToken(s, "_-", 32)) return "must be 1 to 32 letters, digits, '_' or '-'";
   in.ext.dial_permission = std::move(s);
   return std::nullopt;
@@ -175,7 +142,7 @@ Problem ApplyDialPermission(const json& v, ExtensionInput& in) {
 
 Problem ApplyOutboundCli(const json& v, ExtensionInput& in) {
   std::string s;
-  if (auto p = String(v, &s)) return p;
+  if (auto p = ReadString(v, &s)) return p;
   bool ok = s.size() <= 32 && std::all_of(s.begin(), s.end(), [](char c) {
               return IsDigit(c) || c == '+' || c == '*' || c == '#';
             });
@@ -186,7 +153,7 @@ Problem ApplyOutboundCli(const json& v, ExtensionInput& in) {
 
 Problem ApplyLanguage(const json& v, ExtensionInput& in) {
   std::string s;
-  if (auto p = String(v, &s)) return p;
+  if (auto p = ReadString(v, &s)) return p;
   if (s.size() < 2 || !IsToken(s, "_-", 16)) return "must be a language tag such as en or zh-CN";
   in.ext.language = std::move(s);
   return std::nullopt;
@@ -194,7 +161,7 @@ Problem ApplyLanguage(const json& v, ExtensionInput& in) {
 
 Problem ApplyMoh(const json& v, ExtensionInput& in) {
   std::string s;
-  if (auto p = String(v, &s)) return p;
+  if (auto p = ReadString(v, &s)) return p;
   // A folder name, never a path.
   if (!IsToken(s, "_-.", 64) || s == "." || s == "..") {
     return "must be 1 to 64 letters, digits, '_', '-' or '.'";
@@ -203,11 +170,11 @@ Problem ApplyMoh(const json& v, ExtensionInput& in) {
   return std::nullopt;
 }
 
-Problem ApplyVoicemail(const json& v, ExtensionInput& in) { return Bool(v, &in.ext.voicemail); }
+Problem ApplyVoicemail(const json& v, ExtensionInput& in) { return ReadBool(v, &in.ext.voicemail); }
 
 Problem ApplyVoicemailPin(const json& v, ExtensionInput& in) {
   std::string s;
-  if (auto p = String(v, &s)) return p;
+  if (auto p = ReadString(v, &s)) return p;
   if (s.size() < 4 || s.size() > 8 || !std::all_of(s.begin(), s.end(), IsDigit)) {
     return "must be 4 to 8 digits";
   }
@@ -216,22 +183,22 @@ Problem ApplyVoicemailPin(const json& v, ExtensionInput& in) {
 }
 
 Problem ApplyRemoteRegistration(const json& v, ExtensionInput& in) {
-  return Bool(v, &in.ext.remote_registration);
+  return ReadBool(v, &in.ext.remote_registration);
 }
 
 Problem ApplyMaxContacts(const json& v, ExtensionInput& in) {
-  return UInt(v, 1, 10, &in.ext.max_contacts);
+  return ReadUInt(v, 1, 10, &in.ext.max_contacts);
 }
 
-Problem ApplyWebLogin(const json& v, ExtensionInput& in) { return Bool(v, &in.ext.web_login); }
+Problem ApplyWebLogin(const json& v, ExtensionInput& in) { return ReadBool(v, &in.ext.web_login); }
 
 Problem ApplyRegistrationExpiry(const json& v, ExtensionInput& in) {
-  return UInt(v, 60, 3600, &in.ext.registration_expiry);
+  return ReadUInt(v, 60, 3600, &in.ext.registration_expiry);
 }
 
 Problem ApplyTransport(const json& v, ExtensionInput& in) {
   std::string s;
-  if (auto p = String(v, &s)) return p;
+  if (auto p = ReadString(v, &s)) return p;
   if (!OneOf(kTransports, s)) return "must be one of " + ListOf(kTransports);
   in.ext.transport = std::move(s);
   return std::nullopt;
@@ -239,21 +206,21 @@ Problem ApplyTransport(const json& v, ExtensionInput& in) {
 
 Problem ApplyDtmfMode(const json& v, ExtensionInput& in) {
   std::string s;
-  if (auto p = String(v, &s)) return p;
+  if (auto p = ReadString(v, &s)) return p;
   if (!OneOf(kDtmfModes, s)) return "must be one of " + ListOf(kDtmfModes);
   in.ext.dtmf_mode = std::move(s);
   return std::nullopt;
 }
 
 Problem ApplyQualifyInterval(const json& v, ExtensionInput& in) {
-  return UInt(v, 0, 3600, &in.ext.qualify_interval);
+  return ReadUInt(v, 0, 3600, &in.ext.qualify_interval);
 }
 
-Problem ApplyNat(const json& v, ExtensionInput& in) { return Bool(v, &in.ext.nat); }
+Problem ApplyNat(const json& v, ExtensionInput& in) { return ReadBool(v, &in.ext.nat); }
 
 Problem ApplyTrustedAddresses(const json& v, ExtensionInput& in) {
   std::vector<std::string> list;
-  if (auto p = StringArray(v, &list)) return p;
+  if (auto p = ReadStringArray(v, &list)) return p;
   if (list.size() > kMaxTrustedAddresses) {
     return fmt::format("must have at most {} entries", kMaxTrustedAddresses);
   }
@@ -272,7 +239,7 @@ Problem ApplyTrustedAddresses(const json& v, ExtensionInput& in) {
 
 Problem ApplyCodecs(const json& v, ExtensionInput& in) {
   std::vector<std::string> list;
-  if (auto p = StringArray(v, &list)) return p;
+  if (auto p = ReadStringArray(v, &list)) return p;
   if (list.empty()) return "must name at least one codec";
   std::set<std::string> seen;
   for (const std::string& c : list) {
@@ -285,7 +252,7 @@ Problem ApplyCodecs(const json& v, ExtensionInput& in) {
 
 Problem ApplyRecording(const json& v, ExtensionInput& in) {
   std::string s;
-  if (auto p = String(v, &s)) return p;
+  if (auto p = ReadString(v, &s)) return p;
   if (!OneOf(kRecordings, s)) return "must be one of " + ListOf(kRecordings);
   in.ext.recording = std::move(s);
   return std::nullopt;
@@ -340,6 +307,39 @@ std::string Printable(std::string_view name) {
 }
 
 }  // namespace
+
+std::optional<std::string> ReadString(const json& v, std::string* out) {
+  if (!v.is_string()) return "must be a string";
+  *out = v.get<std::string>();
+  return std::nullopt;
+}
+
+std::optional<std::string> ReadBool(const json& v, bool* out) {
+  if (!v.is_boolean()) return "must be true or false";
+  *out = v.get<bool>();
+  return std::nullopt;
+}
+
+std::optional<std::string> ReadUInt(const json& v, uint32_t min, uint32_t max, uint32_t* out) {
+  // is_number_integer() is false for 5.0 and for booleans, which is what we want.
+  if (!v.is_number_integer()) return "must be an integer";
+  bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() >= min && v.get<uint64_t>() <= max
+                                         : v.get<int64_t>() >= min && v.get<int64_t>() <= max;
+  if (!in_range) return fmt::format("must be between {} and {}", min, max);
+  *out = static_cast<uint32_t>(v.get<uint64_t>());
+  return std::nullopt;
+}
+
+std::optional<std::string> ReadStringArray(const json& v, std::vector<std::string>* out) {
+  if (!v.is_array()) return "must be an array of strings";
+  std::vector<std::string> items;
+  for (const json& item : v) {
+    if (!item.is_string()) return "must be an array of strings";
+    items.push_back(item.get<std::string>());
+  }
+  *out = std::move(items);
+  return std::nullopt;
+}
 
 bool IsValidExtensionNumber(std::string_view number) {
   return number.size() >= 2 && number.size() <= 11 &&

@@ -1,8 +1,10 @@
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -11,6 +13,14 @@
 // JSON <-> store::Extension for the REST API, with every validation rule of FEATURES.md §3.2.
 // Pure functions of their arguments: no store, no clock, no I/O; thread-safe.
 namespace pbx::admin {
+
+// Readers of one JSON field, shared by the API's body parsers: nullopt, or why the value
+// is rejected ("must be a string", "must be between 1 and 9", ...).
+std::optional<std::string> ReadString(const nlohmann::json& v, std::string* out);
+std::optional<std::string> ReadBool(const nlohmann::json& v, bool* out);
+std::optional<std::string> ReadUInt(const nlohmann::json& v, uint32_t min, uint32_t max,
+                                    uint32_t* out);
+std::optional<std::string> ReadStringArray(const nlohmann::json& v, std::vector<std::string>* out);
 
 // A rejected request body, reported to the client as
 // {"error": {"code": "invalid_argument", "message": ..., "field": ...}}.

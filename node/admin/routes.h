@@ -58,6 +58,22 @@ void AddBackupRoutes(httplib::Server& server, const RouteContext& ctx);
 // `self_signed_file` is the node's own certificate, served until one is uploaded.
 void AddCertificateRoutes(httplib::SSLServer& server, const RouteContext& ctx,
                           const std::string& self_signed_file);
+// trunks_api.cc:
+//   GET    /api/v1/trunks                admin, operator, api: with each trunk's status
+//   POST   /api/v1/trunks                admin, operator, api   {name, host, mode, ...}
+//   GET    /api/v1/trunks/{name}         admin, operator, api
+//   PUT    /api/v1/trunks/{name}         admin, operator, api   any field but name
+//   DELETE /api/v1/trunks/{name}         admin, operator, api
+void AddTrunkRoutes(httplib::Server& server, const RouteContext& ctx);
+
+// routing_api.cc: the dial plan, one shape per kind (KIND below; {key} is the name, or the
+// trunk of an inbound route, or the number of a blacklist entry):
+//   GET /api/v1/KIND, GET /api/v1/KIND/{key}          admin, operator, api
+//   POST /api/v1/KIND, PUT|DELETE /api/v1/KIND/{key}  admin, operator, api
+//   KIND: routes/outbound, routes/inbound, dids, blacklist, time-conditions, permissions,
+//         pin-sets
+//   GET|PUT /api/v1/routing-settings   {block_anonymous, office_pause, office_pause_destination}
+void AddRoutingRoutes(httplib::Server& server, const RouteContext& ctx);
 
 // web_routes.cc:
 //   GET /api/v1/web/info   no login: node name, role, whether it serves, the VIP, so that a

@@ -110,22 +110,6 @@ std::optional<FieldError> ParseUserPassword(const json& body, store::User* user,
   return std::nullopt;
 }
 
-// Commits `writes`; a Conflict (a precondition failed: the record appeared or vanished
-// meanwhile) is reported as `conflict_status` with `conflict_message`.
-bool CommitOrReply(const Request& req, Response& res, store::StateStore& store,
-                   const store::WriteSet& writes, int conflict_status,
-                   std::string_view conflict_message) {
-  Result<store::SeqNo> seq = store.Commit(writes, store::Durability::kReplicated);
-  if (seq.ok()) return true;
-  if (seq.status().code() == Status::Code::kConflict) {
-    SendError(res, conflict_status, conflict_status == 404 ? "not_found" : "conflict",
-              conflict_message);
-  } else {
-    SendStatus(req, res, seq.status());
-  }
-  return false;
-}
-
 // How many admin accounts exist; the last one may be neither deleted nor demoted, so that
 // the system always has someone who can manage it.
 Result<int> CountAdmins(store::StateStore& store) {

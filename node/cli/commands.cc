@@ -457,7 +457,16 @@ int ListCommand(const GlobalOptions& g, const std::string& path, const char* key
   if (reply->is_object() && reply->contains(key) && (*reply)[key].is_array()) {
     for (const json& item : (*reply)[key]) {
       std::vector<std::string> row;
-      for (const auto& [field, heading] : columns) row.push_back(Field(item, field));
+      for (const auto& [field, heading] : columns) {
+        // "a.b": field b of object a (a trunk's status.state).
+        std::string_view f(field);
+        size_t dot = f.find('.');
+        const json& obj = dot == std::string_view::npos || !item.contains(f.substr(0, dot))
+                              ? item
+                              : item[std::string(f.substr(0, dot))];
+        row.push_back(dot == std::string_view::npos ? Field(obj, field)
+                                                    : Field(obj, field + dot + 1));
+      }
       rows.push_back(std::move(row));
     }
   }
@@ -520,6 +529,138 @@ int RunMaintenance(const GlobalOptions& g, bool on, bool force, std::ostream& ou
   out << (on ? "maintenance on: this node leaves service\n"
              : "maintenance off: this node rejoins the pair\n");
   return kExitOk;
+}
+
+int RunTrunkList(const GlobalOptions& g, std::ostream& out, std::ostream& err) {
+  return ListCommand(g, "/api/v1/trunks", "trunks",
+                     {{"name", "NAME"},
+                      {"mode", "MODE"},
+                      {"host", "HOST"},
+                      {"transport", "TRANSPORT"},
+                      {"status.state", "STATE"},
+                      {"status.last_code", "CODE"},
+                      {"status.last_reason", "REASON"},
+                      {"status.expires_unix", "EXPIRES (UNIX)"}},
+                     out, err);
+}
+
+int RunTrunkAdd(const GlobalOptions& g, const TrunkAddOptions& add, std::ostream& out,
+                std::ostream& err) {
+  json body = {{"name", add.name}, {"host", add.host}};
+  for (const std::string& kv : add.set) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      err << "pbxctl: --set wants KEY=VALUE, not '" << kv << "'\n";
+      return kExitUsage;
+    }
+    // Numbers, true/false and lists go as JSON; anything else as a string.
+    std::string value = kv.substr(eq + 1);
+    json v = json::parse(value, nullptr, /*allow_exceptions=*/false);
+    body[kv.substr(0, eq)] = v.is_discarded() || v.is_object() ? json(value) : v;
+  }
+  Connection c = Connect(g, err);
+  if (!c.client) return c.exit_code;
+  Result<json> created = c.client->Post("/api/v1/trunks", body);
+  if (!created.ok()) return Fail(err, created.status());
+  if (g.json) {
+    PrintJson(out, *created);
+  } else {
+    out << "created trunk " << add.name << '\n';
+  }
+  return kExitOk;
+}
+
+namespace {
+constexpr std::string_view kNameChars =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-";
+
+// DELETE `path`/`key` after checking that `key` is 1-33 of `chars`; says "deleted `what`".
+int DeleteCommand(const GlobalOptions& g, const std::string& path, const std::string& key,
+                  std::string_view chars, const std::string& what, std::ostream& out,
+                  std::ostream& err) {
+  if (key.empty() || key.size() > 33 || key.find_first_not_of(chars) != std::string::npos) {
+    err << "pbxctl: '" << key << "' is not a valid name\n";
+    return kExitUsage;
+  }
+  Connection c = Connect(g, err);
+  if (!c.client) return c.exit_code;
+  Result<json> reply = c.client->Delete(path + "/" + key);
+  if (!reply.ok()) return Fail(err, reply.status());
+  out << "deleted " << what << ' ' << key << '\n';
+  return kExitOk;
+}
+}  // namespace
+
+int RunTrunkDel(const GlobalOptions& g, const std::string& name, std::ostream& out,
+                std::ostream& err) {
+  return DeleteCommand(g, "/api/v1/trunks", name, kNameChars, "trunk", out, err);
+}
+
+namespace {
+// The API path of a dial plan kind, or "" (after a usage message) for an unknown one.
+std::string DialPlanPath(const std::string& kind, std::ostream& err) {
+  static const std::vector<std::pair<std::string, std::string>> kKinds = {
+      {"outbound", "routes/outbound"},
+      {"inbound", "routes/inbound"},
+      {"did", "dids"},
+      {"blacklist", "blacklist"},
+      {"time-condition", "time-conditions"},
+      {"permission", "permissions"},
+      {"pin-set", "pin-sets"}};
+  for (const auto& [name, path] : kKinds) {
+    if (name == kind) return "/api/v1/" + path;
+  }
+  err << "pbxctl: unknown kind '" << kind
+      << "' (outbound, inbound, did, blacklist, time-condition, permission, pin-set)\n";
+  return "";
+}
+}  // namespace
+
+int RunRouteList(const GlobalOptions& g, const std::string& kind, std::ostream& out,
+                 std::ostream& err) {
+  std::string path = DialPlanPath(kind, err);
+  if (path.empty()) return kExitUsage;
+  Connection c = Connect(g, err);
+  if (!c.client) return c.exit_code;
+  Result<json> reply = c.client->Get(path);
+  if (!reply.ok()) return Fail(err, reply.status());
+  if (g.json) {
+    PrintJson(out, *reply);
+    return kExitOk;
+  }
+  // One line per record: its JSON, compact (the records are nested; --json for scripts).
+  for (const json& item : reply->value("items", json::array())) out << item.dump() << '\n';
+  return kExitOk;
+}
+
+int RunRouteAdd(const GlobalOptions& g, const std::string& kind, const std::string& body,
+                std::ostream& out, std::ostream& err) {
+  std::string path = DialPlanPath(kind, err);
+  if (path.empty()) return kExitUsage;
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    err << "pbxctl: the record must be a JSON object\n";
+    return kExitUsage;
+  }
+  Connection c = Connect(g, err);
+  if (!c.client) return c.exit_code;
+  Result<json> created = c.client->Post(path, j);
+  if (!created.ok()) return Fail(err, created.status());
+  if (g.json) {
+    PrintJson(out, *created);
+  } else {
+    out << "created " << kind << ' ' << created->dump() << '\n';
+  }
+  return kExitOk;
+}
+
+int RunRouteDel(const GlobalOptions& g, const std::string& kind, const std::string& key,
+                std::ostream& out, std::ostream& err) {
+  std::string path = DialPlanPath(kind, err);
+  if (path.empty()) return kExitUsage;
+  // Blacklist entries are numbers and may end in '*'.
+  std::string chars = std::string(kNameChars) + "+*";
+  return DeleteCommand(g, path, key, chars, kind, out, err);
 }
 
 }  // namespace pbx::cli

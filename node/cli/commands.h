@@ -56,6 +56,26 @@ int RunExtDel(const GlobalOptions& g, const std::string& number, std::ostream& o
 int RunRegList(const GlobalOptions& g, std::ostream& out, std::ostream& err);
 int RunBanList(const GlobalOptions& g, std::ostream& out, std::ostream& err);
 int RunBanDel(const GlobalOptions& g, const std::string& ip, std::ostream& out, std::ostream& err);
+// SIP trunks with their registration state. `set` holds KEY=VALUE pairs of any trunk field
+// (VALUE as JSON if it parses, e.g. expiry=60 or codecs=["PCMA"], else as a string).
+struct TrunkAddOptions {
+  std::string name;
+  std::string host;
+  std::vector<std::string> set;
+};
+int RunTrunkList(const GlobalOptions& g, std::ostream& out, std::ostream& err);
+int RunTrunkAdd(const GlobalOptions& g, const TrunkAddOptions& add, std::ostream& out,
+                std::ostream& err);
+int RunTrunkDel(const GlobalOptions& g, const std::string& name, std::ostream& out,
+                std::ostream& err);
+// The dial plan: KIND is outbound, inbound, did, blacklist, time-condition, permission or
+// pin-set; `body` is the record as JSON (the fields of /api/v1/<kind>).
+int RunRouteList(const GlobalOptions& g, const std::string& kind, std::ostream& out,
+                 std::ostream& err);
+int RunRouteAdd(const GlobalOptions& g, const std::string& kind, const std::string& body,
+                std::ostream& out, std::ostream& err);
+int RunRouteDel(const GlobalOptions& g, const std::string& kind, const std::string& key,
+                std::ostream& out, std::ostream& err);
 // Hands the active role to the caught-up standby (run against the active node).
 int RunSwitchover(const GlobalOptions& g, std::ostream& out, std::ostream& err);
 // Takes this node out of service (`on`) or back in; `force` lets an active without a

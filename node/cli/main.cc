@@ -69,6 +69,43 @@ int main(int argc, char** argv) {
   reg_list->add_flag("--json", g.json, "Print JSON");
 
   std::string ip;
+  pbx::cli::TrunkAddOptions trunk_add_opts;
+  std::string trunk_name;
+  CLI::App* trunk = app.add_subcommand("trunk", "SIP trunks and their registration state");
+  trunk->require_subcommand(1);
+  CLI::App* trunk_list = trunk->add_subcommand("list", "List trunks with their state");
+  trunk_list->add_flag("--json", g.json, "Print JSON");
+  CLI::App* trunk_add = trunk->add_subcommand("add", "Create a trunk");
+  trunk_add->add_option("NAME", trunk_add_opts.name, "Trunk name")->required();
+  trunk_add->add_option("--host", trunk_add_opts.host, "The carrier's address")->required();
+  trunk_add->add_option("--set", trunk_add_opts.set,
+                        "KEY=VALUE of any other field: mode=peer, port=5080, username=u, "
+                        "password=p, expiry=300, new_call_id_per_register=true, ...");
+  trunk_add->add_flag("--json", g.json, "Print JSON");
+  CLI::App* trunk_del = trunk->add_subcommand("del", "Delete a trunk");
+  trunk_del->add_option("NAME", trunk_name, "Trunk name")->required();
+
+  std::string route_kind, route_arg;
+  CLI::App* route = app.add_subcommand(
+      "route",
+      "The dial plan: outbound, inbound, did, blacklist, time-condition, permission, "
+      "pin-set");
+  route->require_subcommand(1);
+  CLI::App* route_list = route->add_subcommand("list", "List the records of a kind");
+  route_list->add_option("KIND", route_kind, "outbound, inbound, did, ...")->required();
+  route_list->add_flag("--json", g.json, "Print JSON");
+  CLI::App* route_add = route->add_subcommand("add", "Create a record from JSON");
+  route_add->add_option("KIND", route_kind, "outbound, inbound, did, ...")->required();
+  route_add
+      ->add_option("JSON", route_arg,
+                   R"(The record, e.g. '{"name":"local","rules":[{"prefix":"9",)"
+                   R"("pattern":"NXXXXXX"}],"trunks":["acme"]}')")
+      ->required();
+  route_add->add_flag("--json", g.json, "Print JSON");
+  CLI::App* route_del = route->add_subcommand("del", "Delete a record");
+  route_del->add_option("KIND", route_kind, "outbound, inbound, did, ...")->required();
+  route_del->add_option("KEY", route_arg, "Its name (trunk, number)")->required();
+
   CLI::App* ban = app.add_subcommand("ban", "Sources banned by intrusion protection");
   ban->require_subcommand(1);
   CLI::App* ban_list = ban->add_subcommand("list", "List banned sources");
@@ -89,8 +126,9 @@ int main(int argc, char** argv) {
                         "On an active without a caught-up standby: stop serving anyway");
 
   // Global options may also follow the verb: `pbxctl status --run-dir X`.
-  for (CLI::App* sub : {status, ext, ext_list, ext_show, ext_add, ext_del, reg, reg_list, ban,
-                        ban_list, ban_del, switchover, maintenance}) {
+  for (CLI::App* sub :
+       {status, ext, ext_list, ext_show, ext_add, ext_del, reg, reg_list, ban, ban_list, ban_del,
+        switchover, maintenance, trunk, trunk_list, trunk_add, trunk_del}) {
     sub->fallthrough();
   }
 
@@ -111,6 +149,16 @@ int main(int argc, char** argv) {
   if (reg_list->parsed()) return pbx::cli::RunRegList(g, std::cout, std::cerr);
   if (ban_list->parsed()) return pbx::cli::RunBanList(g, std::cout, std::cerr);
   if (ban_del->parsed()) return pbx::cli::RunBanDel(g, ip, std::cout, std::cerr);
+  if (trunk_list->parsed()) return pbx::cli::RunTrunkList(g, std::cout, std::cerr);
+  if (trunk_add->parsed()) return pbx::cli::RunTrunkAdd(g, trunk_add_opts, std::cout, std::cerr);
+  if (trunk_del->parsed()) return pbx::cli::RunTrunkDel(g, trunk_name, std::cout, std::cerr);
+  if (route_list->parsed()) return pbx::cli::RunRouteList(g, route_kind, std::cout, std::cerr);
+  if (route_add->parsed()) {
+    return pbx::cli::RunRouteAdd(g, route_kind, route_arg, std::cout, std::cerr);
+  }
+  if (route_del->parsed()) {
+    return pbx::cli::RunRouteDel(g, route_kind, route_arg, std::cout, std::cerr);
+  }
   if (switchover->parsed()) return pbx::cli::RunSwitchover(g, std::cout, std::cerr);
   if (maintenance->parsed()) {
     return pbx::cli::RunMaintenance(g, maintenance_mode == "on", force, std::cout, std::cerr);

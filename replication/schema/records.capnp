@@ -155,3 +155,151 @@ struct ApiCertificate {
   uploadedBy @4 :Text;
   # Next free number: @5 (append only).
 }
+
+# A SIP trunk (FEATURES.md §5.3). Key: config "trunk/<name>". Register mode registers to
+# the carrier with digest; peer mode is authenticated by address and only qualified.
+struct Trunk {
+  name @0 :Text;
+  enabled @1 :Bool = true;
+  mode @2 :Text = "register";     # register | peer
+  host @3 :Text;
+  port @4 :UInt32 = 5060;
+  transport @5 :Text = "udp";     # udp | tcp | tls
+  username @6 :Text;
+  authUser @7 :Text;              # empty: username
+  password @8 :Text;              # clear: the carrier's realm and algorithm are only known
+                                  # from its challenge; never returned by the API
+  domain @9 :Text;                # empty: host
+  outboundProxy @10 :Text;
+  codecs @11 :List(Text) = ["PCMU", "PCMA"];
+  dtmfMode @12 :Text = "rfc4733";
+  cliMode @13 :Text = "extension";  # trunk | extension: whose caller ID goes out
+  outboundCli @14 :Text;
+  maxCalls @15 :UInt32;           # 0: unlimited
+  noAnswerTimeout @16 :UInt32;    # seconds; 0: the system default
+  newCallIdPerRegister @17 :Bool = false;
+  expiry @18 :UInt32 = 3600;
+  retryInterval @19 :UInt32 = 30;
+  maxRetries @20 :UInt32;         # 0: never give up
+  qualifyInterval @21 :UInt32 = 60;  # OPTIONS health check; 0: off
+  refreshPercent @22 :UInt32 = 80;   # refresh at this share of the granted expiry
+  createdUnix @23 :Int64;
+  updatedUnix @24 :Int64;
+  # Next free number: @25 (append only).
+}
+
+# The registration state of a trunk. Key: runtime "trunkreg/<name>". Replicated, so a new
+# active continues the Call-ID and CSeq sequence (RFC 3261 §10.2.4).
+struct TrunkState {
+  name @0 :Text;
+  callId @1 :Text;
+  cseq @2 :UInt32;
+  state @3 :Text;          # registered | failed | unreachable | idle
+  expiresUnix @4 :Int64;
+  lastCode @5 :UInt32;
+  lastReason @6 :Text;
+  updatedUnix @7 :Int64;
+  failures @8 :UInt32;
+  qualifyOk @9 :Bool;
+  qualifyRttMs @10 :UInt32;
+  qualifyUnix @11 :Int64;
+  # Next free number: @12 (append only).
+}
+
+# --- The dial plan (FEATURES.md §4.3-4.7, §5.6-5.9), read by sip/routing. ---
+
+# Where an inbound call goes. Types are a registry (extension, time_condition, hangup, and
+# later ring groups, IVRs, queues, voicemail), so new types need no schema change.
+struct Destination {
+  type @0 :Text;
+  id @1 :Text;
+}
+
+struct DialRule {
+  prefix @0 :Text;     # must start the number; stripped
+  pattern @1 :Text = ".";
+  prepend @2 :Text;
+}
+
+# Key: config "route/out/<name>".
+struct OutboundRoute {
+  name @0 :Text;
+  rules @1 :List(DialRule);
+  trunks @2 :List(Text);   # failover order
+  callerId @3 :Text;
+  timeLimit @4 :UInt32;    # seconds; 0: none
+  timeCondition @5 :Text;
+  pinSet @6 :Text;
+  # Next free number: @7 (append only).
+}
+
+# A class of service. Key: config "route/perm/<name>".
+struct Permission {
+  name @0 :Text;
+  enabled @1 :Bool = true;
+  routes @2 :List(Text);   # outbound routes, in order
+  # Next free number: @3 (append only).
+}
+
+# Key: config "route/pin/<name>".
+struct PinSet {
+  name @0 :Text;
+  pins @1 :List(Text);
+  # Next free number: @2 (append only).
+}
+
+struct TimeRange {
+  days @0 :UInt8;          # bit 0 = Sunday
+  startMinute @1 :UInt16;
+  endMinute @2 :UInt16;
+}
+
+struct DateRange {
+  first @0 :Text;          # YYYY-MM-DD, inclusive
+  last @1 :Text;
+}
+
+# Key: config "route/time/<name>".
+struct TimeCondition {
+  name @0 :Text;
+  working @1 :List(TimeRange);
+  holidays @2 :List(DateRange);
+  whenWorking @3 :Destination;
+  whenClosed @4 :Destination;
+  whenHoliday @5 :Destination;
+  hasWhenHoliday @6 :Bool;  # false: holidays go where closed hours go
+  # Next free number: @7 (append only).
+}
+
+# Key: config "route/did/<name>".
+struct DidRoute {
+  name @0 :Text;
+  trunk @1 :Text;           # empty: any trunk
+  didPattern @2 :Text;
+  callerPattern @3 :Text;
+  destination @4 :Destination;
+  # Next free number: @5 (append only).
+}
+
+# Key: config "route/in/<trunk>".
+struct InboundRoute {
+  trunk @0 :Text;
+  destination @1 :Destination;
+  # Next free number: @2 (append only).
+}
+
+# Key: config "route/black/<number>".
+struct BlacklistEntry {
+  number @0 :Text;          # exact, or a prefix ending in '*'
+  creator @1 :Text;
+  createdUnix @2 :Int64;
+  # Next free number: @3 (append only).
+}
+
+# Key: config "settings/routing".
+struct RoutingSettings {
+  blockAnonymous @0 :Bool;
+  officePause @1 :Bool;     # on: every inbound call goes to officePauseDestination
+  officePauseDestination @2 :Destination;
+  # Next free number: @3 (append only).
+}

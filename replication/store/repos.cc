@@ -7,6 +7,9 @@
 //   meta   "cluster"           ClusterMeta
 //   runtime "reg/<number>/<id>" Registration
 //   runtime "ban/<ip>"          Ban
+//   config "trunk/<name>"       Trunk
+//   runtime "trunkreg/<name>"   TrunkState
+//   config "route/<kind>/<name>" the dial plan (DialPlanRepo); config "settings/routing"
 //   records "audit/<20-digit (2^64-1 - unix_ms)>-<8 hex random>"   AuditEntry (newest first)
 // Keys sort byte-wise, so List() returns records in string order of the key: extension
 // "1000" comes before "200". That is the order the web admin and the CLI show.
@@ -761,6 +764,413 @@ void CertificateRepo::Put(const ApiCertificate& c, WriteSet& writes) const {
   b.setUploadedUnix(c.uploaded_unix);
   b.setUploadedBy(ToText(c.uploaded_by));
   writes.Put(Table::kConfig, std::string(kCertificateKey), Serialize(message));
+}
+
+// --- Trunk, TrunkState ---
+
+namespace {
+
+constexpr std::string_view kTrunkPrefix = "trunk/";
+constexpr std::string_view kTrunkStatePrefix = "trunkreg/";
+
+std::string EncodeTrunk(const Trunk& t) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::Trunk>();
+  b.setName(ToText(t.name));
+  b.setEnabled(t.enabled);
+  b.setMode(ToText(t.mode));
+  b.setHost(ToText(t.host));
+  b.setPort(t.port);
+  b.setTransport(ToText(t.transport));
+  b.setUsername(ToText(t.username));
+  b.setAuthUser(ToText(t.auth_user));
+  b.setPassword(ToText(t.password));
+  b.setDomain(ToText(t.domain));
+  b.setOutboundProxy(ToText(t.outbound_proxy));
+  SetStrings(b.initCodecs(static_cast<unsigned>(t.codecs.size())), t.codecs);
+  b.setDtmfMode(ToText(t.dtmf_mode));
+  b.setCliMode(ToText(t.cli_mode));
+  b.setOutboundCli(ToText(t.outbound_cli));
+  b.setMaxCalls(t.max_calls);
+  b.setNoAnswerTimeout(t.no_answer_timeout);
+  b.setNewCallIdPerRegister(t.new_call_id_per_register);
+  b.setExpiry(t.expiry);
+  b.setRetryInterval(t.retry_interval);
+  b.setMaxRetries(t.max_retries);
+  b.setQualifyInterval(t.qualify_interval);
+  b.setRefreshPercent(t.refresh_percent);
+  b.setCreatedUnix(t.created_unix);
+  b.setUpdatedUnix(t.updated_unix);
+  return Serialize(message);
+}
+
+Result<Trunk> DecodeTrunk(std::string_view key, std::string_view bytes) {
+  PBX_ASSIGN_OR_RETURN(Trunk t, DecodeRecord<schema::Trunk>(Table::kConfig, key, bytes, [](auto r) {
+                         Trunk x;
+                         x.name = ToString(r.getName());
+                         x.enabled = r.getEnabled();
+                         x.mode = ToString(r.getMode());
+                         x.host = ToString(r.getHost());
+                         x.port = r.getPort();
+                         x.transport = ToString(r.getTransport());
+                         x.username = ToString(r.getUsername());
+                         x.auth_user = ToString(r.getAuthUser());
+                         x.password = ToString(r.getPassword());
+                         x.domain = ToString(r.getDomain());
+                         x.outbound_proxy = ToString(r.getOutboundProxy());
+                         x.codecs = GetStrings(r.getCodecs());
+                         x.dtmf_mode = ToString(r.getDtmfMode());
+                         x.cli_mode = ToString(r.getCliMode());
+                         x.outbound_cli = ToString(r.getOutboundCli());
+                         x.max_calls = r.getMaxCalls();
+                         x.no_answer_timeout = r.getNoAnswerTimeout();
+                         x.new_call_id_per_register = r.getNewCallIdPerRegister();
+                         x.expiry = r.getExpiry();
+                         x.retry_interval = r.getRetryInterval();
+                         x.max_retries = r.getMaxRetries();
+                         x.qualify_interval = r.getQualifyInterval();
+                         x.refresh_percent = r.getRefreshPercent();
+                         x.created_unix = r.getCreatedUnix();
+                         x.updated_unix = r.getUpdatedUnix();
+                         return x;
+                       }));
+  if (key.substr(kTrunkPrefix.size()) != t.name) {
+    return Status::Corruption(KeyName(Table::kConfig, key) + ": record holds trunk '" + t.name +
+                              "'");
+  }
+  return t;
+}
+
+std::string EncodeTrunkState(const TrunkState& t) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::TrunkState>();
+  b.setName(ToText(t.name));
+  b.setCallId(ToText(t.call_id));
+  b.setCseq(t.cseq);
+  b.setState(ToText(t.state));
+  b.setExpiresUnix(t.expires_unix);
+  b.setLastCode(t.last_code);
+  b.setLastReason(ToText(t.last_reason));
+  b.setUpdatedUnix(t.updated_unix);
+  b.setFailures(t.failures);
+  b.setQualifyOk(t.qualify_ok);
+  b.setQualifyRttMs(t.qualify_rtt_ms);
+  b.setQualifyUnix(t.qualify_unix);
+  return Serialize(message);
+}
+
+Result<TrunkState> DecodeTrunkState(std::string_view key, std::string_view bytes) {
+  return DecodeRecord<schema::TrunkState>(Table::kRuntime, key, bytes, [](auto r) {
+    TrunkState x;
+    x.name = ToString(r.getName());
+    x.call_id = ToString(r.getCallId());
+    x.cseq = r.getCseq();
+    x.state = ToString(r.getState());
+    x.expires_unix = r.getExpiresUnix();
+    x.last_code = r.getLastCode();
+    x.last_reason = ToString(r.getLastReason());
+    x.updated_unix = r.getUpdatedUnix();
+    x.failures = r.getFailures();
+    x.qualify_ok = r.getQualifyOk();
+    x.qualify_rtt_ms = r.getQualifyRttMs();
+    x.qualify_unix = r.getQualifyUnix();
+    return x;
+  });
+}
+
+// Every record under `prefix` of `table`, decoded.
+template <typename T, typename DecodeFn>
+Result<std::vector<T>> ListRecords(const StateStore& store, Table table, std::string_view prefix,
+                                   DecodeFn decode) {
+  PBX_ASSIGN_OR_RETURN(auto rows, store.Scan(table, std::string(prefix)));
+  std::vector<T> out;
+  out.reserve(rows.size());
+  for (const auto& [key, bytes] : rows) {
+    PBX_ASSIGN_OR_RETURN(T t, decode(key, bytes));
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string TrunkRepo::Prefix() { return std::string(kTrunkPrefix); }
+
+Result<Trunk> TrunkRepo::Get(const std::string& name) const {
+  std::string key = Prefix() + name;
+  PBX_ASSIGN_OR_RETURN(std::string bytes, store_.Get(Table::kConfig, key));
+  return DecodeTrunk(key, bytes);
+}
+
+Result<std::vector<Trunk>> TrunkRepo::List() const {
+  return ListRecords<Trunk>(store_, Table::kConfig, kTrunkPrefix, DecodeTrunk);
+}
+
+void TrunkRepo::Put(const Trunk& trunk, bool create, WriteSet& writes) const {
+  if (create) writes.ExpectAbsent(Table::kConfig, Prefix() + trunk.name);
+  writes.Put(Table::kConfig, Prefix() + trunk.name, EncodeTrunk(trunk));
+}
+
+void TrunkRepo::Delete(const std::string& name, WriteSet& writes) const {
+  writes.ExpectPresent(Table::kConfig, Prefix() + name);
+  writes.Delete(Table::kConfig, Prefix() + name);
+}
+
+Result<Trunk> TrunkRepo::Decode(const Change& change) {
+  if (change.table != Table::kConfig || !change.key.starts_with(kTrunkPrefix)) {
+    return Status::InvalidArgument(KeyName(change.table, change.key) + " is not a trunk");
+  }
+  if (!change.value) return Status::NotFound(KeyName(change.table, change.key) + " was deleted");
+  return DecodeTrunk(change.key, *change.value);
+}
+
+std::string TrunkStateRepo::Prefix() { return std::string(kTrunkStatePrefix); }
+
+Result<TrunkState> TrunkStateRepo::Get(const std::string& name) const {
+  std::string key = Prefix() + name;
+  PBX_ASSIGN_OR_RETURN(std::string bytes, store_.Get(Table::kRuntime, key));
+  return DecodeTrunkState(key, bytes);
+}
+
+Result<std::vector<TrunkState>> TrunkStateRepo::List() const {
+  return ListRecords<TrunkState>(store_, Table::kRuntime, kTrunkStatePrefix, DecodeTrunkState);
+}
+
+void TrunkStateRepo::Put(const TrunkState& state, WriteSet& writes) const {
+  writes.Put(Table::kRuntime, Prefix() + state.name, EncodeTrunkState(state));
+}
+
+void TrunkStateRepo::Delete(const std::string& name, WriteSet& writes) const {
+  writes.Delete(Table::kRuntime, Prefix() + name);
+}
+
+// --- The dial plan ---
+
+namespace {
+
+constexpr std::string_view kRoutingSettingsKey = "settings/routing";
+
+void SetDestination(schema::Destination::Builder b, const Destination& d) {
+  b.setType(ToText(d.type));
+  b.setId(ToText(d.id));
+}
+Destination GetDestination(schema::Destination::Reader r) {
+  return {ToString(r.getType()), ToString(r.getId())};
+}
+
+// One codec per record type, found by overload on the record type.
+void EncodeInto(schema::OutboundRoute::Builder b, const OutboundRoute& x) {
+  b.setName(ToText(x.name));
+  auto rules = b.initRules(static_cast<unsigned>(x.rules.size()));
+  for (unsigned i = 0; i < x.rules.size(); ++i) {
+    rules[i].setPrefix(ToText(x.rules[i].prefix));
+    rules[i].setPattern(ToText(x.rules[i].pattern));
+    rules[i].setPrepend(ToText(x.rules[i].prepend));
+  }
+  SetStrings(b.initTrunks(static_cast<unsigned>(x.trunks.size())), x.trunks);
+  b.setCallerId(ToText(x.caller_id));
+  b.setTimeLimit(x.time_limit);
+  b.setTimeCondition(ToText(x.time_condition));
+  b.setPinSet(ToText(x.pin_set));
+}
+OutboundRoute DecodeFrom(schema::OutboundRoute::Reader r) {
+  OutboundRoute x;
+  x.name = ToString(r.getName());
+  for (auto rule : r.getRules()) {
+    x.rules.push_back(
+        {ToString(rule.getPrefix()), ToString(rule.getPattern()), ToString(rule.getPrepend())});
+  }
+  x.trunks = GetStrings(r.getTrunks());
+  x.caller_id = ToString(r.getCallerId());
+  x.time_limit = r.getTimeLimit();
+  x.time_condition = ToString(r.getTimeCondition());
+  x.pin_set = ToString(r.getPinSet());
+  return x;
+}
+
+void EncodeInto(schema::Permission::Builder b, const Permission& x) {
+  b.setName(ToText(x.name));
+  b.setEnabled(x.enabled);
+  SetStrings(b.initRoutes(static_cast<unsigned>(x.routes.size())), x.routes);
+}
+Permission DecodeFrom(schema::Permission::Reader r) {
+  return {ToString(r.getName()), r.getEnabled(), GetStrings(r.getRoutes())};
+}
+
+void EncodeInto(schema::PinSet::Builder b, const PinSet& x) {
+  b.setName(ToText(x.name));
+  SetStrings(b.initPins(static_cast<unsigned>(x.pins.size())), x.pins);
+}
+PinSet DecodeFrom(schema::PinSet::Reader r) {
+  return {ToString(r.getName()), GetStrings(r.getPins())};
+}
+
+void EncodeInto(schema::TimeCondition::Builder b, const TimeCondition& x) {
+  b.setName(ToText(x.name));
+  auto working = b.initWorking(static_cast<unsigned>(x.working.size()));
+  for (unsigned i = 0; i < x.working.size(); ++i) {
+    working[i].setDays(x.working[i].days);
+    working[i].setStartMinute(x.working[i].start_minute);
+    working[i].setEndMinute(x.working[i].end_minute);
+  }
+  auto holidays = b.initHolidays(static_cast<unsigned>(x.holidays.size()));
+  for (unsigned i = 0; i < x.holidays.size(); ++i) {
+    holidays[i].setFirst(ToText(x.holidays[i].first));
+    holidays[i].setLast(ToText(x.holidays[i].last));
+  }
+  SetDestination(b.initWhenWorking(), x.when_working);
+  SetDestination(b.initWhenClosed(), x.when_closed);
+  b.setHasWhenHoliday(x.when_holiday.has_value());
+  if (x.when_holiday) SetDestination(b.initWhenHoliday(), *x.when_holiday);
+}
+TimeCondition DecodeFrom(schema::TimeCondition::Reader r) {
+  TimeCondition x;
+  x.name = ToString(r.getName());
+  for (auto w : r.getWorking())
+    x.working.push_back({w.getDays(), w.getStartMinute(), w.getEndMinute()});
+  for (auto h : r.getHolidays())
+    x.holidays.push_back({ToString(h.getFirst()), ToString(h.getLast())});
+  x.when_working = GetDestination(r.getWhenWorking());
+  x.when_closed = GetDestination(r.getWhenClosed());
+  if (r.getHasWhenHoliday()) x.when_holiday = GetDestination(r.getWhenHoliday());
+  return x;
+}
+
+void EncodeInto(schema::DidRoute::Builder b, const DidRoute& x) {
+  b.setName(ToText(x.name));
+  b.setTrunk(ToText(x.trunk));
+  b.setDidPattern(ToText(x.did_pattern));
+  b.setCallerPattern(ToText(x.caller_pattern));
+  SetDestination(b.initDestination(), x.destination);
+}
+DidRoute DecodeFrom(schema::DidRoute::Reader r) {
+  return {ToString(r.getName()), ToString(r.getTrunk()), ToString(r.getDidPattern()),
+          ToString(r.getCallerPattern()), GetDestination(r.getDestination())};
+}
+
+void EncodeInto(schema::InboundRoute::Builder b, const InboundRoute& x) {
+  b.setTrunk(ToText(x.trunk));
+  SetDestination(b.initDestination(), x.destination);
+}
+InboundRoute DecodeFrom(schema::InboundRoute::Reader r) {
+  return {ToString(r.getTrunk()), GetDestination(r.getDestination())};
+}
+
+void EncodeInto(schema::BlacklistEntry::Builder b, const BlacklistEntry& x) {
+  b.setNumber(ToText(x.number));
+  b.setCreator(ToText(x.creator));
+  b.setCreatedUnix(x.created_unix);
+}
+BlacklistEntry DecodeFrom(schema::BlacklistEntry::Reader r) {
+  return {ToString(r.getNumber()), ToString(r.getCreator()), r.getCreatedUnix()};
+}
+
+// Record type -> schema type, key prefix, and key field.
+template <typename T>
+struct DialPlanTraits;
+#define PBX_DIAL_PLAN_RECORD(T, prefix, key_field)                    \
+  template <>                                                         \
+  struct DialPlanTraits<T> {                                          \
+    using Schema = schema::T;                                         \
+    static constexpr std::string_view kPrefix = prefix;               \
+    static const std::string& Key(const T& x) { return x.key_field; } \
+  };
+PBX_DIAL_PLAN_RECORD(OutboundRoute, "route/out/", name)
+PBX_DIAL_PLAN_RECORD(Permission, "route/perm/", name)
+PBX_DIAL_PLAN_RECORD(PinSet, "route/pin/", name)
+PBX_DIAL_PLAN_RECORD(TimeCondition, "route/time/", name)
+PBX_DIAL_PLAN_RECORD(DidRoute, "route/did/", name)
+PBX_DIAL_PLAN_RECORD(InboundRoute, "route/in/", trunk)
+PBX_DIAL_PLAN_RECORD(BlacklistEntry, "route/black/", number)
+#undef PBX_DIAL_PLAN_RECORD
+
+template <typename T>
+std::string EncodeDialPlan(const T& x) {
+  capnp::MallocMessageBuilder message;
+  EncodeInto(message.initRoot<typename DialPlanTraits<T>::Schema>(), x);
+  return Serialize(message);
+}
+
+template <typename T>
+Result<T> DecodeDialPlan(std::string_view key, std::string_view bytes) {
+  using Traits = DialPlanTraits<T>;
+  PBX_ASSIGN_OR_RETURN(T x, DecodeRecord<typename Traits::Schema>(
+                                Table::kConfig, key, bytes, [](auto r) { return DecodeFrom(r); }));
+  if (key.substr(Traits::kPrefix.size()) != Traits::Key(x)) {
+    return Status::Corruption(KeyName(Table::kConfig, key) + ": record holds '" + Traits::Key(x) +
+                              "'");
+  }
+  return x;
+}
+
+}  // namespace
+
+template <typename T>
+std::string DialPlanRepo<T>::Prefix() {
+  return std::string(DialPlanTraits<T>::kPrefix);
+}
+
+template <typename T>
+std::string DialPlanRepo<T>::KeyOf(const T& record) {
+  return Prefix() + DialPlanTraits<T>::Key(record);
+}
+
+template <typename T>
+Result<T> DialPlanRepo<T>::Get(const std::string& key) const {
+  std::string k = Prefix() + key;
+  PBX_ASSIGN_OR_RETURN(std::string bytes, store_.Get(Table::kConfig, k));
+  return DecodeDialPlan<T>(k, bytes);
+}
+
+template <typename T>
+Result<std::vector<T>> DialPlanRepo<T>::List() const {
+  return ListRecords<T>(store_, Table::kConfig, Prefix(), DecodeDialPlan<T>);
+}
+
+template <typename T>
+void DialPlanRepo<T>::Put(const T& record, bool create, WriteSet& writes) const {
+  if (create) {
+    writes.ExpectAbsent(Table::kConfig, KeyOf(record));
+  } else {
+    writes.ExpectPresent(Table::kConfig, KeyOf(record));
+  }
+  writes.Put(Table::kConfig, KeyOf(record), EncodeDialPlan(record));
+}
+
+template <typename T>
+void DialPlanRepo<T>::Delete(const std::string& key, WriteSet& writes) const {
+  writes.ExpectPresent(Table::kConfig, Prefix() + key);
+  writes.Delete(Table::kConfig, Prefix() + key);
+}
+
+template class DialPlanRepo<OutboundRoute>;
+template class DialPlanRepo<Permission>;
+template class DialPlanRepo<PinSet>;
+template class DialPlanRepo<TimeCondition>;
+template class DialPlanRepo<DidRoute>;
+template class DialPlanRepo<InboundRoute>;
+template class DialPlanRepo<BlacklistEntry>;
+
+Result<RoutingSettings> RoutingSettingsRepo::Get() const {
+  Result<std::string> bytes = store_.Get(Table::kConfig, kRoutingSettingsKey);
+  if (!bytes.ok()) {
+    if (bytes.status().IsNotFound()) return RoutingSettings{};
+    return bytes.status();
+  }
+  return DecodeRecord<schema::RoutingSettings>(
+      Table::kConfig, kRoutingSettingsKey, *bytes, [](auto r) {
+        return RoutingSettings{r.getBlockAnonymous(), r.getOfficePause(),
+                               GetDestination(r.getOfficePauseDestination())};
+      });
+}
+
+void RoutingSettingsRepo::Put(const RoutingSettings& settings, WriteSet& writes) const {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::RoutingSettings>();
+  b.setBlockAnonymous(settings.block_anonymous);
+  b.setOfficePause(settings.office_pause);
+  SetDestination(b.initOfficePauseDestination(), settings.office_pause_destination);
+  writes.Put(Table::kConfig, std::string(kRoutingSettingsKey), Serialize(message));
 }
 
 }  // namespace pbx::store

@@ -281,4 +281,204 @@ class CertificateRepo {
   StateStore& store_;
 };
 
+// A SIP trunk (FEATURES.md §5.3, config table). The password is kept in clear because the
+// carrier's realm and digest algorithm are known only from its challenge; the API never
+// returns it.
+struct Trunk {
+  std::string name;  // the key: 1-32 of [A-Za-z0-9_-]
+  bool enabled = true;
+  std::string mode = "register";  // register | peer
+  std::string host;
+  uint32_t port = 5060;
+  std::string transport = "udp";  // udp | tcp | tls
+  std::string username;
+  std::string auth_user;  // empty: username
+  std::string password;
+  std::string domain;  // empty: host
+  std::string outbound_proxy;
+  std::vector<std::string> codecs = {"PCMU", "PCMA"};
+  std::string dtmf_mode = "rfc4733";
+  std::string cli_mode = "extension";  // trunk | extension
+  std::string outbound_cli;
+  uint32_t max_calls = 0;          // 0: unlimited
+  uint32_t no_answer_timeout = 0;  // seconds; 0: system default
+  bool new_call_id_per_register = false;
+  uint32_t expiry = 3600;
+  uint32_t retry_interval = 30;
+  uint32_t max_retries = 0;  // 0: never give up
+  uint32_t qualify_interval = 60;
+  uint32_t refresh_percent = 80;
+  int64_t created_unix = 0;
+  int64_t updated_unix = 0;
+
+  bool operator==(const Trunk&) const = default;
+};
+
+class TrunkRepo {
+ public:
+  explicit TrunkRepo(StateStore& store) : store_(store) {}
+  Result<Trunk> Get(const std::string& name) const;  // NotFound if absent
+  Result<std::vector<Trunk>> List() const;
+  void Put(const Trunk& trunk, bool create, WriteSet& writes) const;
+  void Delete(const std::string& name, WriteSet& writes) const;
+  static std::string Prefix();                        // "trunk/"
+  static Result<Trunk> Decode(const Change& change);  // NotFound for a deletion
+
+ private:
+  StateStore& store_;
+};
+
+// The registration state of a trunk (runtime table, replicated).
+struct TrunkState {
+  std::string name;
+  std::string call_id;
+  uint32_t cseq = 0;
+  std::string state;  // registered | failed | unreachable | idle
+  int64_t expires_unix = 0;
+  uint32_t last_code = 0;
+  std::string last_reason;
+  int64_t updated_unix = 0;
+  uint32_t failures = 0;
+  bool qualify_ok = false;
+  uint32_t qualify_rtt_ms = 0;
+  int64_t qualify_unix = 0;
+
+  bool operator==(const TrunkState&) const = default;
+};
+
+class TrunkStateRepo {
+ public:
+  explicit TrunkStateRepo(StateStore& store) : store_(store) {}
+  Result<TrunkState> Get(const std::string& name) const;  // NotFound if absent
+  Result<std::vector<TrunkState>> List() const;
+  void Put(const TrunkState& state, WriteSet& writes) const;
+  void Delete(const std::string& name, WriteSet& writes) const;
+  static std::string Prefix();  // "trunkreg/"
+
+ private:
+  StateStore& store_;
+};
+
+// --- The dial plan (FEATURES.md §4.3-4.7, §5.6-5.9), read by sip/routing. ---
+
+// Where an inbound call goes: {type, id}. Types are a registry (DestinationTypes), so ring
+// groups, IVRs, queues and voicemail join later without changes here.
+struct Destination {
+  std::string type;  // "extension" | "time_condition" | "hangup" | later types
+  std::string id;    // the extension number, the time condition's name; "" for hangup
+  bool operator==(const Destination&) const = default;
+};
+
+// One dial rule of an outbound route: the number must start with `prefix` (stripped), the
+// rest must match `pattern`, and `prepend` is put in front of what is sent.
+struct DialRule {
+  std::string prefix;
+  std::string pattern = ".";
+  std::string prepend;
+};
+
+struct OutboundRoute {
+  std::string name;
+  std::vector<DialRule> rules;      // tried in order
+  std::vector<std::string> trunks;  // failover order
+  std::string caller_id;            // overrides the extension's CLI when set
+  uint32_t time_limit = 0;          // seconds, 0: none (else 60-3600)
+  std::string time_condition;       // usable only in working hours when set
+  std::string pin_set;              // PIN required when set
+};
+
+// A class of service: which routes an extension may use, in order (FEATURES.md §5.7).
+struct Permission {
+  std::string name;
+  bool enabled = true;
+  std::vector<std::string> routes;
+};
+
+struct PinSet {
+  std::string name;
+  std::vector<std::string> pins;
+};
+
+// Weekly working hours plus holidays, with a destination for each case (FEATURES.md §4.3).
+struct TimeRange {
+  uint8_t days = 0;           // bit 0 = Sunday ... bit 6 = Saturday
+  uint16_t start_minute = 0;  // minutes after midnight, inclusive
+  uint16_t end_minute = 0;    // exclusive
+};
+struct DateRange {
+  std::string first;  // "YYYY-MM-DD", inclusive
+  std::string last;   // inclusive
+};
+struct TimeCondition {
+  std::string name;
+  std::vector<TimeRange> working;
+  std::vector<DateRange> holidays;
+  Destination when_working;
+  Destination when_closed;
+  std::optional<Destination> when_holiday;  // absent: as closed
+};
+
+// Routes by called DID, caller number, or both (FEATURES.md §4.5): empty patterns match all.
+struct DidRoute {
+  std::string name;
+  std::string trunk;  // empty: any trunk
+  std::string did_pattern;
+  std::string caller_pattern;
+  Destination destination;
+};
+
+struct InboundRoute {
+  std::string trunk;
+  Destination destination;
+};
+
+struct BlacklistEntry {
+  std::string number;  // an exact number, or a prefix ending in '*'
+  std::string creator;
+  int64_t created_unix = 0;
+};
+
+// Global inbound switches (config "settings/routing").
+struct RoutingSettings {
+  bool block_anonymous = false;
+  bool office_pause = false;  // on: every inbound call goes to office_pause_destination
+  Destination office_pause_destination;
+};
+
+// The dial plan's named records (config table), one repository shape for all of them. The
+// key of a record is its name (an inbound route's trunk, a blacklist entry's number).
+template <typename T>
+class DialPlanRepo {
+ public:
+  explicit DialPlanRepo(StateStore& store) : store_(store) {}
+  Result<T> Get(const std::string& key) const;  // NotFound if absent
+  Result<std::vector<T>> List() const;
+  // `create` also adds the precondition that it is new, else that it exists.
+  void Put(const T& record, bool create, WriteSet& writes) const;
+  // Adds the delete and the precondition that the record exists.
+  void Delete(const std::string& key, WriteSet& writes) const;
+  static std::string Prefix();  // "route/<kind>/"
+  static std::string KeyOf(const T& record);
+
+ private:
+  StateStore& store_;
+};
+using OutboundRouteRepo = DialPlanRepo<OutboundRoute>;
+using PermissionRepo = DialPlanRepo<Permission>;
+using PinSetRepo = DialPlanRepo<PinSet>;
+using TimeConditionRepo = DialPlanRepo<TimeCondition>;
+using DidRouteRepo = DialPlanRepo<DidRoute>;
+using InboundRouteRepo = DialPlanRepo<InboundRoute>;
+using BlacklistRepo = DialPlanRepo<BlacklistEntry>;
+
+class RoutingSettingsRepo {
+ public:
+  explicit RoutingSettingsRepo(StateStore& store) : store_(store) {}
+  Result<RoutingSettings> Get() const;  // defaults if never written
+  void Put(const RoutingSettings& settings, WriteSet& writes) const;
+
+ private:
+  StateStore& store_;
+};
+
 }  // namespace pbx::store

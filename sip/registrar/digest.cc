@@ -54,6 +54,44 @@ constexpr size_t kMacBytes = 12;
 
 }  // namespace
 
+std::string_view DigestParam(const char* const* params, std::string_view name) {
+  if (params == nullptr) return {};
+  for (; *params; ++params) {
+    std::string_view p(*params);
+    if (p.size() <= name.size() || p[name.size()] != '=' ||
+        strncasecmp(p.data(), name.data(), name.size()) != 0) {
+      continue;
+    }
+    std::string_view v = p.substr(name.size() + 1);
+    if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+    return v;
+  }
+  return {};
+}
+
+std::string DigestAuthorization(DigestAlgorithm algorithm, const DigestChallengeAnswer& a) {
+  std::string ha1 = HashJoined<3>(algorithm, {a.username, a.realm, a.password});
+  // RFC 7616 3.4: with qop offered the client must pick one; "auth" is all we do.
+  bool qop = !a.qop_offered.empty();
+  DigestCredentials c;
+  c.username = a.username;
+  c.realm = a.realm;
+  c.nonce = a.nonce;
+  c.uri = a.uri;
+  c.qop = qop ? "auth" : "";
+  c.nc = qop ? a.nc : "";
+  c.cnonce = qop ? a.cnonce : "";
+  std::string response = DigestExpectedResponse(algorithm, ha1, a.method, c);
+  std::string h = "Digest username=\"" + std::string(a.username) + "\", realm=\"" +
+                  std::string(a.realm) + "\", nonce=\"" + std::string(a.nonce) + "\", uri=\"" +
+                  std::string(a.uri) + "\", response=\"" + response +
+                  "\", algorithm=" + std::string(DigestAlgorithmName(algorithm));
+  if (qop)
+    h += ", qop=auth, nc=" + std::string(a.nc) + ", cnonce=\"" + std::string(a.cnonce) + "\"";
+  if (!a.opaque.empty()) h += ", opaque=\"" + std::string(a.opaque) + "\"";
+  return h;
+}
+
 std::optional<DigestAlgorithm> ParseDigestAlgorithm(std::string_view name) {
   if (name.empty()) return DigestAlgorithm::kMd5;
   if (name.size() >= 2 && name.front() == '"' && name.back() == '"') {

@@ -36,6 +36,26 @@ struct DigestCredentials {
 std::string DigestExpectedResponse(DigestAlgorithm algorithm, std::string_view ha1,
                                    std::string_view method, const DigestCredentials& c);
 
+// The value of `name` in an auth-param list ("name=value" or name="value"), as sofia-sip
+// parses WWW-Authenticate and Authorization (msg_param_t const*); "" if absent.
+std::string_view DigestParam(const char* const* params, std::string_view name);
+
+// The client side (trunk registration): what a challenge asked and what we answer with.
+struct DigestChallengeAnswer {
+  std::string_view username;
+  std::string_view password;
+  std::string_view realm;
+  std::string_view nonce;
+  std::string_view opaque;
+  std::string_view qop_offered;  // the challenge's qop list; empty: RFC 2069 style
+  std::string_view method;
+  std::string_view uri;
+  std::string_view nc;  // "00000001", ...
+  std::string_view cnonce;
+};
+// The Authorization (or Proxy-Authorization) header value answering a challenge.
+std::string DigestAuthorization(DigestAlgorithm algorithm, const DigestChallengeAnswer& a);
+
 // Nonces that any node holding `secret` can check without state: the issue time and a
 // truncated HMAC-SHA256 over it and the realm. The secret is replicated, so a standby
 // that takes over accepts the nonces its active issued.

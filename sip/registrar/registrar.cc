@@ -14,6 +14,7 @@
 #include <sofia-sip/url.h>
 
 #include "node/core/log.h"
+#include "sip/clock.h"
 
 namespace pbx::sip {
 namespace {
@@ -21,33 +22,6 @@ namespace {
 constexpr int64_t kNonceLifetimeSeconds = 300;
 constexpr su_duration_t kTickMs = 1000;
 constexpr size_t kMaxUri = 1024;
-
-int64_t NowUnix() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-// The value of `name` in an auth-param list ("name=value" or name="value").
-std::string_view AuthParam(msg_param_t const* params, std::string_view name) {
-  if (params == nullptr) return {};
-  for (; *params; ++params) {
-    std::string_view p(*params);
-    if (p.size() <= name.size() || p[name.size()] != '=' ||
-        strncasecmp(p.data(), name.data(), name.size()) != 0) {
-      continue;
-    }
-    std::string_view v = p.substr(name.size() + 1);
-    if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-    return v;
-  }
-  return {};
-}
 
 bool ConstantTimeEqual(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -334,7 +308,7 @@ void Registrar::OnRegister(nta_incoming_t* irq, const sip_t* sip, const Source& 
   const msg_auth_t* auth = sip->sip_authorization;
   for (; auth; auth = auth->au_next) {
     if (auth->au_scheme && strcasecmp(auth->au_scheme, "Digest") == 0 &&
-        AuthParam(auth->au_params, "realm") == settings_.sip_realm) {
+        DigestParam(auth->au_params, "realm") == settings_.sip_realm) {
       break;
     }
   }
@@ -348,16 +322,16 @@ void Registrar::OnRegister(nta_incoming_t* irq, const sip_t* sip, const Source& 
   const ExtInfo& ext = ext_it->second;
 
   DigestCredentials c;
-  c.username = AuthParam(auth->au_params, "username");
-  c.realm = AuthParam(auth->au_params, "realm");
-  c.nonce = AuthParam(auth->au_params, "nonce");
-  c.uri = AuthParam(auth->au_params, "uri");
-  c.response = AuthParam(auth->au_params, "response");
-  c.qop = AuthParam(auth->au_params, "qop");
-  c.nc = AuthParam(auth->au_params, "nc");
-  c.cnonce = AuthParam(auth->au_params, "cnonce");
+  c.username = DigestParam(auth->au_params, "username");
+  c.realm = DigestParam(auth->au_params, "realm");
+  c.nonce = DigestParam(auth->au_params, "nonce");
+  c.uri = DigestParam(auth->au_params, "uri");
+  c.response = DigestParam(auth->au_params, "response");
+  c.qop = DigestParam(auth->au_params, "qop");
+  c.nc = DigestParam(auth->au_params, "nc");
+  c.cnonce = DigestParam(auth->au_params, "cnonce");
   std::optional<DigestAlgorithm> alg =
-      ParseDigestAlgorithm(AuthParam(auth->au_params, "algorithm"));
+      ParseDigestAlgorithm(DigestParam(auth->au_params, "algorithm"));
   if (!alg || (!c.qop.empty() && c.qop != "auth") || c.nonce.empty() || c.response.empty()) {
     return Challenge(irq, false, now);
   }

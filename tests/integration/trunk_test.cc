@@ -1,0 +1,208 @@
+// SIP trunks against a real carrier: Kamailio (tests/integration/kamailio_carrier.cfg) with
+// digest auth and a registrar plays the ITSP, a real pbxd registers to it, and the test
+// reads the carrier's location table (kamcmd ul.dump) to see what the carrier saw.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <regex>
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <nlohmann/json.hpp>
+#include <sys/socket.h>
+
+#include "tests/integration/pbxd_fixture.h"
+#include "tests/support/process.h"
+
+namespace pbx {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kCarrierUser[] = "acme";
+constexpr char kCarrierPassword[] = "carrier-s3cret";
+
+// A UDP port nobody uses right now (Kamailio needs a fixed one in its config).
+uint16_t FreeUdpPort() {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// What the carrier's location table holds for the trunk's AOR.
+struct Binding {
+  std::string call_id;
+  int cseq = -1;
+  bool operator==(const Binding&) const = default;
+};
+
+class TrunkTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    if (access("/usr/sbin/kamailio", X_OK) != 0) GTEST_SKIP() << "kamailio is not installed";
+    StartCarrier();
+    pbxd_ = test::StartPbxd(dir_, "trunktest", /*demo_extensions=*/false);
+    ASSERT_TRUE(pbxd_) << test::ReadFile(dir_.Sub("pbxd.log"));
+  }
+
+  void StartCarrier() {
+    std::string db = dir_.Sub("kamdb");
+    std::filesystem::create_directories(db);
+    std::filesystem::copy_file("/usr/share/kamailio/dbtext/kamailio/version", db + "/version");
+    std::ofstream(db + "/subscriber")
+        << "id(int,auto) username(string) domain(string) password(string) ha1(string,null) "
+           "ha1b(string,null) \n"
+        << "1:" << kCarrierUser << ":carrier:" << kCarrierPassword << "::\n";
+    carrier_port_ = FreeUdpPort();
+    ctl_ = dir_.Sub("kam.ctl");
+    std::string cfg = test::ReadFile(std::string(TESTS_DIR) + "/kamailio_carrier.cfg");
+    cfg = std::regex_replace(cfg, std::regex("@PORT@"), std::to_string(carrier_port_));
+    cfg = std::regex_replace(cfg, std::regex("@DB@"), db);
+    cfg = std::regex_replace(cfg, std::regex("@CTL@"), ctl_);
+    std::ofstream(dir_.Sub("kamailio.cfg")) << cfg;
+    // -D: stay in the foreground (children still fork), so SIGTERM ends all of it.
+    carrier_ = std::make_unique<test::Process>(
+        std::vector<std::string>{"/usr/sbin/kamailio", "-D", "-E", "-f", dir_.Sub("kamailio.cfg"),
+                                 "-P", dir_.Sub("kam.pid"), "-m", "32", "-M", "4"},
+        dir_.Sub("kamailio.log"));
+    ASSERT_TRUE(test::WaitFor([&] { return std::filesystem::exists(ctl_); })) << carrier_->Log();
+  }
+
+  test::CommandResult Pbxctl(std::vector<std::string> args) { return test::Pbxctl(dir_, args); }
+
+  json Trunks() {
+    test::CommandResult r = Pbxctl({"trunk", "list", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    json j = json::parse(r.out, nullptr, false);
+    return j.is_object() ? j["trunks"] : json::array();
+  }
+
+  void AddTrunk(const std::string& name, const std::string& password,
+                std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {
+        "trunk", "add", name, "--host", "127.0.0.1", "--set",
+        "port=" + std::to_string(carrier_port_), "--set", std::string("username=") + kCarrierUser,
+        "--set", "password=" + password, "--set", "domain=carrier",
+        // Registered for 10 s, refreshed every 3 s.
+        "--set", "expiry=10", "--set", "refresh_percent=30", "--set", "retry_interval=1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    test::CommandResult r = Pbxctl(args);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  }
+
+  // The trunk's binding in the carrier's location table, if any.
+  std::optional<Binding> CarrierBinding() {
+    test::CommandResult r = test::Run({"/usr/sbin/kamcmd", "-s", "unix:" + ctl_, "ul.dump"});
+    std::smatch m;
+    Binding b;
+    if (std::regex_search(r.out, m, std::regex(R"(Call-ID:\s*(\S+))"))) b.call_id = m[1];
+    if (std::regex_search(r.out, m, std::regex(R"(CSeq:\s*(\d+))"))) b.cseq = std::stoi(m[1]);
+    if (b.call_id.empty() || b.cseq < 0) return std::nullopt;
+    return b;
+  }
+
+  // The first `n` distinct bindings the carrier holds, polled often enough to see each
+  // refresh (every 3 s).
+  std::vector<Binding> WatchBindings(size_t n) {
+    std::vector<Binding> seen;
+    test::WaitFor(
+        [&] {
+          std::optional<Binding> b = CarrierBinding();
+          if (b && (seen.empty() || !(seen.back() == *b))) seen.push_back(*b);
+          return seen.size() >= n;
+        },
+        std::chrono::seconds(20));
+    return seen;
+  }
+
+  test::TempDir dir_;
+  std::unique_ptr<test::Process> carrier_;
+  std::unique_ptr<test::Process> pbxd_;
+  uint16_t carrier_port_ = 0;
+  std::string ctl_;
+};
+
+TEST_F(TrunkTest, RegistersWithDigestAndRefreshesKeepCallIdWithCseqPlusOne) {
+  AddTrunk("acme", kCarrierPassword);
+  std::vector<Binding> seen = WatchBindings(3);
+  ASSERT_EQ(seen.size(), 3u) << pbxd_->Log() << carrier_->Log();
+  for (size_t i = 1; i < seen.size(); ++i) {
+    EXPECT_EQ(seen[i].call_id, seen[0].call_id);
+    EXPECT_EQ(seen[i].cseq, seen[i - 1].cseq + 1) << "refresh " << i;
+  }
+  json trunks = Trunks();
+  ASSERT_EQ(trunks.size(), 1u);
+  EXPECT_EQ(trunks[0]["status"]["state"], "registered") << trunks.dump();
+  EXPECT_EQ(trunks[0]["status"]["last_code"], 200);
+  EXPECT_FALSE(trunks[0].contains("password"));
+  EXPECT_EQ(trunks[0]["has_password"], true);
+  EXPECT_EQ(Pbxctl({"trunk", "list"}).out.find(kCarrierPassword), std::string::npos);
+  // The OPTIONS health check reached the carrier too.
+  EXPECT_TRUE(test::WaitFor([&] { return Trunks()[0]["status"].value("qualify_ok", false); }));
+}
+
+TEST_F(TrunkTest, NewCallIdPerRegisterOptionChangesTheCallId) {
+  AddTrunk("quirky", kCarrierPassword, {"--set", "new_call_id_per_register=true"});
+  std::vector<Binding> seen = WatchBindings(3);
+  ASSERT_EQ(seen.size(), 3u) << pbxd_->Log() << carrier_->Log();
+  EXPECT_NE(seen[1].call_id, seen[0].call_id);
+  EXPECT_NE(seen[2].call_id, seen[1].call_id);
+}
+
+TEST_F(TrunkTest, WrongPasswordShowsFailedWithTheResponseCode) {
+  AddTrunk("acme", "not-the-password");
+  json trunk;
+  ASSERT_TRUE(test::WaitFor([&] {
+    json t = Trunks();
+    if (t.empty() || t[0]["status"]["state"] != "failed") return false;
+    trunk = t[0];
+    return true;
+  })) << pbxd_->Log();
+  EXPECT_EQ(trunk["status"]["last_code"], 401) << trunk.dump();
+  EXPECT_FALSE(CarrierBinding());
+  test::CommandResult table = Pbxctl({"trunk", "list"});
+  EXPECT_NE(table.out.find("failed"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("401"), std::string::npos) << table.out;
+}
+
+TEST_F(TrunkTest, BadTrunksAreRefusedNamingTheFieldAndChangeNothing) {
+  struct Case {
+    std::vector<std::string> set;
+    std::string host;
+    std::string field;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{}, "", "host"},
+           {{"port=70000"}, "127.0.0.1", "port"},
+           {{"transport=sctp"}, "127.0.0.1", "transport"},
+           {{"mode=register"}, "127.0.0.1", "username"},
+           {{"mode=peer", "codecs=[]"}, "127.0.0.1", "codecs"},
+           {{"mode=peer", "colour=blue"}, "127.0.0.1", "colour"},
+       }) {
+    std::vector<std::string> args = {"trunk", "add", "bad", "--host", c.host};
+    for (const std::string& s : c.set) args.insert(args.end(), {"--set", s});
+    test::CommandResult r = Pbxctl(args);
+    EXPECT_NE(r.exit_code, 0) << c.field;
+    EXPECT_NE(r.err.find(c.field), std::string::npos) << r.err;
+  }
+  EXPECT_TRUE(Trunks().empty());
+  // Deleting what does not exist is a 404, and a real delete removes the trunk.
+  EXPECT_NE(Pbxctl({"trunk", "del", "ghost"}).exit_code, 0);
+  test::CommandResult ok = Pbxctl({"trunk", "add", "peer1", "--host", "127.0.0.1", "--set",
+                                   "mode=peer", "--set", "qualify_interval=0"});
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(Trunks().size(), 1u);
+  EXPECT_EQ(Pbxctl({"trunk", "del", "peer1"}).exit_code, 0);
+  EXPECT_TRUE(Trunks().empty());
+}
+
+}  // namespace
+}  // namespace pbx
