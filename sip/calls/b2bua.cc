@@ -353,6 +353,10 @@ void B2bua::OnReinvite(Call& call, Side from, nta_incoming_t* irq, const sip_t* 
     nta_incoming_destroy(irq);
     return;
   }
+  bool hold =
+      body.find("a=sendonly") != std::string::npos || body.find("a=inactive") != std::string::npos;
+  PBX_LOG(kInfo, "calls", "call {}: re-INVITE from {}: {}", call.id,
+          from == Side::kA ? "caller" : "callee", hold ? "hold" : "resume");
   call.re_irq = irq;
   call.re_from = from;
   call.re_offer = body;

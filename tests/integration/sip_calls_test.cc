@@ -1,10 +1,12 @@
 // Calls between extensions as phones see them: a real pbxd on loopback, two or three small
 // UDP user agents (tests/support/sip_test_ua.h) that register, call and answer, and pbxctl
 // for what an admin sees (calls in progress, CDRs, the relay count back at 0).
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <random>
+#include <thread>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
