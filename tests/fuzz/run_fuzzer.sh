@@ -4,7 +4,7 @@
 #   tests/fuzz/run_fuzzer.sh TARGET OUT_DIR [SECONDS]
 # The main build is gcc, which has no libFuzzer, so this compiles the target's sources
 # itself. Targets are the table below: a new fuzzer adds a line there and a corpus in
-# corpus/TARGET/. (The dial-string parser of sip/routing gets one when it exists.)
+# corpus/TARGET/.
 set -euo pipefail
 target=${1:?target}
 out=${2:?output dir}
@@ -14,6 +14,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 case "$target" in
   sdp) sources=(tests/fuzz/sdp_fuzzer.cc media/sdp/sdp.cc media/sdp/codecs.cc
                 node/core/status.cc node/core/log.cc) ;;
+  dial) sources=(tests/fuzz/dial_fuzzer.cc sip/calls/dial.cc) ;;
   *) echo "run_fuzzer: unknown target '$target'" >&2; exit 2 ;;
 esac
 
@@ -23,7 +24,7 @@ bin="$out/${target}_fuzzer"
 # Rebuild only when a source is newer than the binary.
 stale=0
 [[ -x "$bin" ]] || stale=1
-for s in "${sources[@]}" media/sdp/sdp.h media/sdp/codecs.h; do
+for s in "${sources[@]}" media/sdp/sdp.h media/sdp/codecs.h sip/calls/dial.h; do
   [[ "$root/$s" -nt "$bin" ]] && stale=1
 done
 if [[ $stale -eq 1 ]]; then
