@@ -240,29 +240,53 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
   std::string body = Body(sip);
   if (body.empty()) return reply(488, "Offer Required");  // late offer is not supported
   if (!media::SessionDescription::Parse(body).ok()) return reply(400, "Bad SDP");
-  DialTarget target = ResolveDial(sip->sip_request->rq_url->url_user, [this](const std::string& n) {
-    return registrar_.FindExtension(n) != nullptr;
-  });
-  if (target.kind != DialTarget::Kind::kExtension) return reply(SIP_404_NOT_FOUND);
+  const Registrar::ExtInfo* caller_ext = registrar_.FindExtension(caller);
+  std::string dialled = sip->sip_request->rq_url->url_user;
+  // A call that was placed but could not be set up: the caller hears why, and it is logged.
+  auto refuse = [&](int status, const char* phrase, const char* cdr_status, const char* cause,
+                    const std::string& callee) {
+    store::Cdr cdr;
+    cdr.id = next_id_++;
+    cdr.start_unix_ms = cdr.end_unix_ms = NowUnixMs();
+    cdr.caller = caller;
+    cdr.caller_name = caller_ext->name;
+    cdr.callee = dialled;
+    cdr.final_callee = callee;
+    cdr.status = cdr_status;
+    cdr.cause = cause;
+    cdr.hangup_side = "pbx";
+    store::WriteSet writes;
+    store::CdrRepo::Append(cdr, writes);
+    writer_.Submit(std::move(writes), store::Durability::kAsync, nullptr);
+    reply(status, phrase);
+  };
+  DialTarget target = ResolveDial(
+      dialled, [this](const std::string& n) { return registrar_.FindExtension(n) != nullptr; });
+  if (target.kind != DialTarget::Kind::kExtension) {
+    return refuse(SIP_404_NOT_FOUND, "failed", "no such number", "");
+  }
   std::vector<store::Registration> contacts = registrar_.Contacts(target.number);
-  if (contacts.empty()) return reply(SIP_480_TEMPORARILY_UNAVAILABLE);
+  if (contacts.empty()) {
+    return refuse(SIP_480_TEMPORARILY_UNAVAILABLE, "failed", "not registered", target.number);
+  }
   const Registrar::ExtInfo* callee_ext = registrar_.FindExtension(target.number);
   bool busy = std::any_of(calls_.begin(), calls_.end(), [&](const auto& kv) {
     return kv.second->callee == target.number || kv.second->caller == target.number;
   });
-  if (busy && !callee_ext->call_waiting) return reply(SIP_486_BUSY_HERE);
+  if (busy && !callee_ext->call_waiting) {
+    return refuse(SIP_486_BUSY_HERE, "busy", "in a call, call waiting off", target.number);
+  }
 
-  const Registrar::ExtInfo* caller_ext = registrar_.FindExtension(caller);
   Result<media::CallMedia> media = media::CallMedia::Create(relay_, options_.address);
   if (!media.ok()) {
     PBX_LOG(kWarn, "calls", "no relay for a call from {}: {}", caller, media.status().message());
-    return reply(SIP_503_SERVICE_UNAVAILABLE);
+    return refuse(SIP_503_SERVICE_UNAVAILABLE, "failed", "no RTP port", target.number);
   }
   std::vector<media::Codec> allowed = AllowedCodecs(caller_ext->codecs);
   Result<std::string> to_b = media->Offer(Side::kA, body, allowed);
   if (!to_b.ok()) {
     PBX_LOG(kInfo, "calls", "offer from {} refused: {}", caller, to_b.status().message());
-    return reply(SIP_488_NOT_ACCEPTABLE);
+    return refuse(SIP_488_NOT_ACCEPTABLE, "failed", "no common codec", target.number);
   }
 
   auto owned = std::make_unique<Call>();
@@ -270,7 +294,7 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
   call.id = next_id_++;
   call.caller = caller;
   call.caller_name = caller_ext->name;
-  call.dialled = sip->sip_request->rq_url->url_user;
+  call.dialled = dialled;
   call.callee = target.number;
   call.start_ms = NowUnixMs();
   call.media.emplace(std::move(*media));

@@ -390,6 +390,17 @@ TEST_F(SipCallsTest, UnknownUnregisteredAndBusyNumbers) {
   ASSERT_TRUE(bye);
   carol->ua->Respond(*bye, 200, "OK");
   EXPECT_TRUE(test::WaitFor([&] { return Relays() == 0; }, 3s));
+
+  // Each attempt that passed authentication left a CDR, the refused ones too.
+  json cdr = Cdrs(4);
+  ASSERT_EQ(cdr.size(), 4u) << cdr.dump();
+  EXPECT_EQ(cdr[0]["status"], "failed");
+  EXPECT_EQ(cdr[0]["callee"], "2999");
+  EXPECT_EQ(cdr[1]["status"], "failed");
+  EXPECT_EQ(cdr[1]["cause"], "not registered");
+  EXPECT_EQ(cdr[2]["status"], "answered");  // Bob and Carol (it started before Alice's)
+  EXPECT_EQ(cdr[3]["status"], "busy");
+  EXPECT_EQ(cdr[3]["final_callee"], "2003");
 }
 
 TEST_F(SipCallsTest, CancelBeforeAnswerAndNoAnswerTimeout) {
@@ -479,7 +490,11 @@ TEST_F(SipCallsTest, WrongDigestAndMalformedInviteMakeNoCall) {
 
   EXPECT_FALSE(bob->Expect("INVITE", 500ms));
   EXPECT_EQ(Relays(), 0);
-  EXPECT_EQ(PbxctlJson({"cdr"})["records"].size(), 0u);
+  // Only the 488 was a call attempt (authenticated, well formed); it left a failed CDR.
+  json cdr = Cdrs(1);
+  ASSERT_EQ(cdr.size(), 1u) << cdr.dump();
+  EXPECT_EQ(cdr[0]["status"], "failed");
+  EXPECT_EQ(cdr[0]["cause"], "no common codec");
 }
 
 }  // namespace
