@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks that drive real processes with outside tools.
-#   bench/run.sh sip [--users N] [--seconds S] [--rates "R1 R2 ..."] [--only single|pair|kamailio]
+#   bench/run.sh sip [--users N] [--seconds S] [--rates "R1 R2 ..."] [--call-rates "R1 ..."]
+#                    [--only single|pair|kamailio|calls]
 #     REGISTER with digest auth from sipp (bench/sip/reg_auth.xml, credentials from an
 #     injection file) against one pbxd, a pbxd pair (active + standby + witness, bindings
 #     committed kReplicated) and Kamailio (bench/sip/kamailio.cfg, auth_db over db_text).
@@ -9,23 +10,29 @@
 #     peak clean rate (registrations/s; each is two transactions: 401, then 200), its ratio
 #     to Kamailio, and the response time (REGISTER sent -> 200 received, both round trips) at
 #     half the peak. Installs sip-tester and kamailio if missing; builds build/release.
+#     calls: extension-to-extension calls through one pbxd (bench/sip/call_uac.xml: INVITE
+#     with digest auth, 200, ACK, 100 ms, BYE) to a sipp callee (call_uas.xml); peak clean
+#     calls/s and the INVITE-to-200 time at half of it. Kamailio relays no media and is no
+#     B2BUA, so calls have no Kamailio column.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 bin=${PBX_BENCH_BUILD:-build/release}
 
-usage() { sed -n '2,11p' "$0"; exit 2; }
+usage() { sed -n '2,16p' "$0"; exit 2; }
 [[ "${1:-}" == "sip" ]] || usage
 shift
 users=1000
 seconds=8
 rates="500 1000 1500 2000 3000 4000 5000 6000 8000 10000 12000"
+call_rates="50 100 200 300 400 500 600 800 1000"
 only=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --users) users=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --rates) rates=$2; shift 2 ;;
+    --call-rates) call_rates=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     *) usage ;;
   esac
@@ -123,13 +130,17 @@ EOF
 }
 
 # One sipp run at `rate` for `seconds`; prints "offered achieved ok failed retrans p50 p99".
+# The scenario, injection file and extra arguments are $scenario, $inf and $sipp_extra.
+scenario=reg_auth.xml
+inf=users.csv
+sipp_extra=()
 run_sipp() {  # port, rate, tag
   local port=$1 rate=$2 tag=$3 m d
   m=$(($2 * seconds))
   d="$work/sipp-$tag-$rate"
   mkdir -p "$d"
-  (cd "$d" && sipp "127.0.0.1:$port" -sf "$repo/bench/sip/reg_auth.xml" -inf "$work/users.csv" \
-    -i 127.0.0.1 -p 25090 -r "$rate" -m "$m" -l $((rate * 4)) -recv_timeout 4000 \
+  (cd "$d" && sipp "127.0.0.1:$port" -sf "$repo/bench/sip/$scenario" -inf "$work/$inf" \
+    "${sipp_extra[@]}" -i 127.0.0.1 -p 25090 -r "$rate" -m "$m" -l $((rate * 4)) -recv_timeout 4000 \
     -timeout $((seconds * 3 + 10))s -nostdin -trace_stat -stf stat.csv -trace_rtt \
     -rtt_freq 500 >out.log 2>&1) || true
   python3 - "$d" "$rate" <<'EOF'
@@ -154,10 +165,10 @@ print(rate, round(achieved), ok, failed, retrans, round(p(0.5), 2), round(p(0.99
 EOF
 }
 
-# Sweeps `rates`; prints each run to stderr, then "peak p50 p99" (p50/p99 at half the peak).
-sweep() {  # port, tag
+# Sweeps `rates` (or $3); prints each run to stderr, then "peak p50 p99" (at half the peak).
+sweep() {  # port, tag[, rates]
   local peak=0 line
-  for r in $rates; do
+  for r in ${3:-$rates}; do
     line=$(run_sipp "$1" "$r" "$2")
     echo "  $2 $line" >&2
     read -r _ achieved ok failed retrans _ _ <<<"$line"
@@ -225,6 +236,24 @@ if [[ -z "$only" || "$only" == kamailio ]]; then
   result[kamailio]=$(sweep 25260 kamailio)
 fi
 
+if [[ -z "$only" || "$only" == calls ]]; then
+  start_pbxd calls 25360 ""
+  wait_file "$work/calls/run/ready.json" 30
+  wait_file "$work/calls/run/admin.token" 30
+  provision "$work/calls/run"
+  # The callee, extension 20001, registers from the port its sipp UAS then listens on.
+  head -2 "$work/users.csv" >"$work/callee.csv"
+  (cd "$work" && sipp 127.0.0.1:25360 -sf "$repo/bench/sip/reg_auth.xml" -inf "$work/callee.csv" \
+    -i 127.0.0.1 -p 25395 -m 1 -nostdin -timeout 10s >"$work/callee-reg.log" 2>&1) ||
+    { echo "bench: the callee did not register" >&2; exit 1; }
+  (cd "$work" && exec sipp 127.0.0.1:25360 -sf "$repo/bench/sip/call_uas.xml" -i 127.0.0.1 \
+    -p 25395 -mp 26000 -nostdin >"$work/uas.log" 2>&1) &
+  pids+=($!)
+  { echo SEQUENTIAL; tail -n +3 "$work/users.csv"; } >"$work/callers.csv"
+  scenario=call_uac.xml inf=callers.csv sipp_extra=(-s 20001 -d 100)
+  result[calls]=$(sweep 25360 calls "$call_rates")
+fi
+
 kpeak=$(cut -d' ' -f1 <<<"${result[kamailio]:-0 - -}")
 echo
 echo "| target | peak clean REGISTER/s | ratio to Kamailio | p50 / p99 ms at half peak |"
@@ -235,3 +264,10 @@ for t in single pair kamailio; do
   ratio=$([[ $kpeak -gt 0 ]] && python3 -c "print(f'{$peak / $kpeak:.2f}')" || echo -)
   echo "| $t | $peak | $ratio | $p50 / $p99 |"
 done
+if [[ -n "${result[calls]:-}" ]]; then
+  read -r peak p50 p99 <<<"${result[calls]}"
+  echo
+  echo "| target | peak clean calls/s (auth, 200, ACK, BYE) | INVITE-to-200 p50 / p99 ms at half peak |"
+  echo "| --- | --- | --- |"
+  echo "| pbxd single | $peak | $p50 / $p99 |"
+fi

@@ -1,6 +1,8 @@
 #include "sip/sip_service.h"
 
+#include "media/rtp/relay.h"
 #include "node/core/log.h"
+#include "sip/calls/b2bua.h"
 #include "sip/registrar/registrar.h"
 #include "sip/stack.h"
 #include "sip/store_writer.h"
@@ -26,14 +28,35 @@ class SipServiceImpl : public SipService {
     PBX_ASSIGN_OR_RETURN(stack_, Stack::Start(so));
     writer_ = std::make_unique<StoreWriter>(store_);
     registrar_ = std::make_unique<Registrar>(*stack_, store_, *writer_, serving_, o.digest_sha256);
+    media::RelayConfig rc;
+    rc.bind_address = o.media_address;
+    rc.port_min = o.rtp_port_min;
+    rc.port_max = o.rtp_port_max;
+    PBX_ASSIGN_OR_RETURN(relay_, media::RtpRelay::Create(rc));
+    CallOptions co;
+    co.address = o.media_address;
+    co.sip_port = stack_->ports().udp;
+    co.ring_timeout = o.ring_timeout;
+    co.max_duration = o.max_duration;
+    co.no_rtp_timeout = o.no_rtp_timeout;
+    calls_ = std::make_unique<B2bua>(*stack_, *registrar_, store_, *writer_, *relay_, co);
     trunks_ = std::make_unique<TrunkClient>(*stack_, store_, *writer_, serving_);
     Status s;
     stack_->Run([&] {
       s = registrar_->Init();
+      if (s.ok()) s = calls_->Init();
       if (s.ok()) s = trunks_->Init();
     });
     return s;
   }
+
+  std::vector<CallSummary> Calls() override {
+    std::vector<CallSummary> out;
+    if (!stopped_) stack_->Run([&] { out = calls_->List(); });
+    return out;
+  }
+
+  size_t relay_count() const override { return relay_ ? relay_->Totals().relays : 0; }
 
   SipPorts ports() const override {
     BoundPorts p = stack_->ports();
@@ -47,11 +70,14 @@ class SipServiceImpl : public SipService {
     trunks_->Unsubscribe();
     writer_->Stop();  // what it finishes posts replies to the loop, which still runs
     stack_->Run([this] {
-      registrar_->Shutdown();
       trunks_->Shutdown();
+      calls_->Shutdown();
+      registrar_->Shutdown();
     });
     stack_->Stop();
     trunks_.reset();
+    calls_.reset();
+    relay_.reset();
     registrar_.reset();
     writer_.reset();
     stack_.reset();
@@ -64,6 +90,8 @@ class SipServiceImpl : public SipService {
   std::unique_ptr<StoreWriter> writer_;
   std::unique_ptr<Registrar> registrar_;
   std::unique_ptr<TrunkClient> trunks_;
+  std::unique_ptr<media::RtpRelay> relay_;
+  std::unique_ptr<B2bua> calls_;
   bool stopped_ = false;
 };
 

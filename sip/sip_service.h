@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "node/core/status.h"
 #include "replication/store/state_store.h"
@@ -23,6 +24,27 @@ struct SipOptions {
   // 401s offer SHA-256 (first, RFC 8760) and MD5; false: MD5 only. libre/baresip 1.x fail
   // on a 401 that lists any algorithm other than MD5, even after an MD5 one.
   bool digest_sha256 = true;
+  // Calls: the media relay binds `media_address` (the VIP when clustered, else the node
+  // address; the SDP and Contact headers name it) on even ports of [rtp_port_min, max].
+  std::string media_address = "127.0.0.1";
+  uint16_t rtp_port_min = 10000;
+  uint16_t rtp_port_max = 20000;
+  uint32_t ring_timeout = 30;     // seconds without an answer: 480 to the caller
+  uint32_t max_duration = 10800;  // seconds of talk before the PBX hangs up; 0: no limit
+  uint32_t no_rtp_timeout = 0;    // seconds without RTP from either phone: hang up; 0: off
+};
+
+// One call in progress as `pbxctl calls` shows it.
+struct CallSummary {
+  uint64_t id = 0;
+  std::string caller;
+  std::string caller_name;
+  std::string callee;
+  std::string state;  // "ringing" | "talking"
+  int64_t start_unix = 0;
+  int64_t answer_unix = 0;  // 0 while ringing
+  uint16_t a_port = 0;      // the relay's ports
+  uint16_t b_port = 0;
 };
 
 struct SipPorts {
@@ -41,6 +63,10 @@ class SipService {
                                                    std::function<bool()> serving);
   virtual ~SipService() = default;
   virtual SipPorts ports() const = 0;
+  // The calls in progress, fetched from the signalling thread. Thread-safe.
+  virtual std::vector<CallSummary> Calls() = 0;
+  // Relays allocated now (0 when no call is up). Thread-safe.
+  virtual size_t relay_count() const = 0;
   // Stops the signalling and committer threads. Idempotent.
   virtual void Stop() = 0;
 };

@@ -209,7 +209,9 @@ void Stack::OnRequest(msg_t* msg, sip_t* sip) {
     return;
   }
   sip_method_t method = sip->sip_request->rq_method;
-  if (method == sip_method_ack) {  // an ACK to a stateless reply, or a stray one
+  if (method == sip_method_ack) {  // no transaction: the ACK of a 2xx, or a stray one
+    auto ack = handlers_.find(static_cast<int>(method));
+    if (ack != handlers_.end()) ack->second(nullptr, sip, src);
     msg_destroy(msg);
     return;
   }
@@ -227,7 +229,8 @@ void Stack::OnRequest(msg_t* msg, sip_t* sip) {
     return;
   }
   if (method == sip_method_options) {
-    nta_incoming_treply(irq, SIP_200_OK, SIPTAG_ALLOW_STR("REGISTER, OPTIONS"), TAG_END());
+    nta_incoming_treply(irq, SIP_200_OK,
+                        SIPTAG_ALLOW_STR("REGISTER, OPTIONS, INVITE, ACK, CANCEL, BYE"), TAG_END());
   } else {
     nta_incoming_treply(irq, SIP_501_NOT_IMPLEMENTED, TAG_END());
   }

@@ -53,7 +53,8 @@ class Stack {
   // deny list, a node that does not serve). Signalling thread.
   using Admission = std::function<bool(const Source&)>;
   // Handles a request in a new server transaction. Reply now or later (keep `irq`; it
-  // lives until replied to or until the stack stops). Signalling thread.
+  // lives until replied to or until the stack stops). Signalling thread. An ACK has no
+  // transaction: its handler gets `irq` nullptr and `sip` only for the call.
   using Handler = std::function<void(nta_incoming_t* irq, const sip_t* sip, const Source&)>;
 
   // Binds every transport and starts the thread. Unavailable if a socket cannot be bound.

@@ -14,7 +14,8 @@
 //   DELETE /api/v1/extensions/{number}   admin, operator, api
 //   POST   /api/v1/cluster/switchover    admin
 //   POST   /api/v1/cluster/maintenance   admin
-// and the groups of users_api.cc (users, settings, audit, the portal) and web_routes.cc (the
+// and the groups of users_api.cc (users, settings, audit, the portal), calls_api.cc (calls
+// in progress, CDRs) and web_routes.cc (the
 // web admin's static files and its public node summary). Authentication: session.h.
 
 #include "node/admin/api_server.h"
@@ -523,6 +524,7 @@ void ApiServerImpl::Routes() {
   AddCertificateRoutes(*server_, RouteContextFor(), options_.cert_file);
   AddTrunkRoutes(*server_, RouteContextFor());
   AddRoutingRoutes(*server_, RouteContextFor());
+  AddCallRoutes(*server_, RouteContextFor());
 
   server_->Get("/api/v1/registrations",
                Guarded(Permission::kViewStatus, &ApiServerImpl::ListRegistrations));
@@ -592,9 +594,11 @@ Status ApiServerImpl::Init() {
 }
 
 RouteContext ApiServerImpl::RouteContextFor() {
-  return RouteContext{store_, status_, [this](Permission permission, GuardedHandler handler) {
+  return RouteContext{store_, status_,
+                      [this](Permission permission, GuardedHandler handler) {
                         return Guarded(permission, std::move(handler));
-                      }};
+                      },
+                      options_.calls};
 }
 
 void ApiServerImpl::Stop() {

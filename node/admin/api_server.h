@@ -5,9 +5,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "node/core/status.h"
 #include "replication/store/state_store.h"
+#include "sip/sip_service.h"
 
 namespace pbx::admin {
 
@@ -57,6 +59,12 @@ struct ClusterOps {
   std::function<Status(bool on, bool force)> maintenance;
 };
 
+// What GET /api/v1/calls shows: the SIP service's calls and its relay count.
+struct CallsSnapshot {
+  std::vector<sip::CallSummary> calls;
+  size_t relays = 0;
+};
+
 struct ApiOptions {
   std::string bind_address = "127.0.0.1";
   uint16_t port = 8443;   // 0: pick a free port (see ApiServer::port())
@@ -70,6 +78,8 @@ struct ApiOptions {
   // A plain-HTTP port on bind_address that redirects every request to HTTPS; nullopt: none,
   // 0: any free port (see ApiServer::http_port()).
   std::optional<uint16_t> http_port;
+  // The calls in progress (GET /api/v1/calls); empty: that endpoint answers 503.
+  std::function<CallsSnapshot()> calls;
 };
 
 // The REST API (JSON under /api/v1/) and the web admin over HTTPS. Runs its own thread pool;

@@ -258,6 +258,10 @@ Problem ApplyRecording(const json& v, ExtensionInput& in) {
   return std::nullopt;
 }
 
+Problem ApplyCallWaiting(const json& v, ExtensionInput& in) {
+  return ReadBool(v, &in.ext.call_waiting);
+}
+
 // Read-only fields: type-checked, then ignored.
 Problem IgnoreTimestamp(const json& v, ExtensionInput&) {
   if (!v.is_number_integer()) return "must be an integer";
@@ -288,6 +292,7 @@ constexpr FieldRule kRules[] = {
     {"trusted_addresses", &ApplyTrustedAddresses},
     {"codecs", &ApplyCodecs},
     {"recording", &ApplyRecording},
+    {"call_waiting", &ApplyCallWaiting},
     {"created_unix", &IgnoreTimestamp},
     {"updated_unix", &IgnoreTimestamp},
 };
@@ -460,6 +465,7 @@ json ExtensionToJson(const store::Extension& ext) {
       {"trusted_addresses", ext.trusted_addresses},
       {"codecs", ext.codecs},
       {"recording", ext.recording},
+      {"call_waiting", ext.call_waiting},
       {"created_unix", ext.created_unix},
       {"updated_unix", ext.updated_unix},
   };

@@ -24,6 +24,7 @@ struct RouteContext {
   const std::function<NodeStatus()>& status;  // may be empty
   // Wraps a handler with authentication (session.h), the role check and exception safety.
   std::function<httplib::Server::Handler(Permission, GuardedHandler)> guarded;
+  const std::function<CallsSnapshot()>& calls;  // may be empty (no SIP)
 };
 
 // users_api.cc:
@@ -74,6 +75,11 @@ void AddTrunkRoutes(httplib::Server& server, const RouteContext& ctx);
 //         pin-sets
 //   GET|PUT /api/v1/routing-settings   {block_anonymous, office_pause, office_pause_destination}
 void AddRoutingRoutes(httplib::Server& server, const RouteContext& ctx);
+// calls_api.cc:
+//   GET /api/v1/calls   admin, operator, api   {calls: [...], relays: N}
+//   GET /api/v1/cdr     admin, operator, api   ?from=&to= (unix s, start time), caller=,
+//                       callee=, type=internal|inbound|outbound, limit= (1-10000, 100)
+void AddCallRoutes(httplib::Server& server, const RouteContext& ctx);
 
 // web_routes.cc:
 //   GET /api/v1/web/info   no login: node name, role, whether it serves, the VIP, so that a

@@ -409,6 +409,7 @@ int RunExtAdd(const GlobalOptions& g, const ExtAddOptions& add, std::ostream& ou
   set_if("voicemail_pin", add.voicemail_pin);
   if (add.max_contacts) body["max_contacts"] = *add.max_contacts;
   if (add.web_login) body["web_login"] = *add.web_login;
+  if (add.call_waiting) body["call_waiting"] = *add.call_waiting;
   if (!add.codecs.empty()) body["codecs"] = add.codecs;
 
   Connection c = Connect(g, err);
@@ -492,6 +493,49 @@ int RunBanList(const GlobalOptions& g, std::ostream& out, std::ostream& err) {
       g, "/api/v1/bans", "bans",
       {{"ip", "IP"}, {"remaining", "REMAINING"}, {"failures", "FAILURES"}, {"reason", "REASON"}},
       out, err);
+}
+
+int RunCalls(const GlobalOptions& g, std::ostream& out, std::ostream& err) {
+  return ListCommand(g, "/api/v1/calls", "calls",
+                     {{"id", "ID"},
+                      {"caller", "CALLER"},
+                      {"caller_name", "NAME"},
+                      {"callee", "CALLEE"},
+                      {"state", "STATE"},
+                      {"start_unix", "START"},
+                      {"answer_unix", "ANSWER"}},
+                     out, err);
+}
+
+int RunCdr(const GlobalOptions& g, const CdrFilter& f, std::ostream& out, std::ostream& err) {
+  for (const std::string* n : {&f.caller, &f.callee}) {
+    if (n->find_first_not_of("0123456789*#+") != std::string::npos) {
+      err << "pbxctl: '" << *n << "' is not a number\n";
+      return kExitUsage;
+    }
+  }
+  std::string query;
+  auto add = [&](const char* name, const std::string& value) {
+    if (value.empty()) return;
+    query += (query.empty() ? "?" : "&") + std::string(name) + "=" + value;
+  };
+  if (f.from) add("from", std::to_string(*f.from));
+  if (f.to) add("to", std::to_string(*f.to));
+  add("caller", f.caller);
+  add("callee", f.callee);
+  add("type", f.type);
+  if (f.limit) add("limit", std::to_string(*f.limit));
+  return ListCommand(g, "/api/v1/cdr" + query, "records",
+                     {{"start_unix_ms", "START (ms)"},
+                      {"caller", "CALLER"},
+                      {"callee", "CALLEE"},
+                      {"type", "TYPE"},
+                      {"status", "STATUS"},
+                      {"duration", "DURATION"},
+                      {"billable", "BILLABLE"},
+                      {"hangup_side", "HUNG UP"},
+                      {"cause", "CAUSE"}},
+                     out, err);
 }
 
 int RunBanDel(const GlobalOptions& g, const std::string& ip, std::ostream& out, std::ostream& err) {

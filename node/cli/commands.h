@@ -40,6 +40,7 @@ struct ExtAddOptions {
   std::string dtmf_mode;
   std::optional<uint32_t> max_contacts;
   std::optional<bool> web_login;
+  std::optional<bool> call_waiting;
   std::vector<std::string> codecs;
   std::string voicemail_pin;
 };
@@ -76,6 +77,15 @@ int RunRouteAdd(const GlobalOptions& g, const std::string& kind, const std::stri
                 std::ostream& out, std::ostream& err);
 int RunRouteDel(const GlobalOptions& g, const std::string& kind, const std::string& key,
                 std::ostream& out, std::ostream& err);
+
+// Calls in progress, and the call detail records (filters as GET /api/v1/cdr takes them).
+struct CdrFilter {
+  std::optional<int64_t> from, to;  // unix seconds, start time
+  std::string caller, callee, type;
+  std::optional<uint32_t> limit;
+};
+int RunCalls(const GlobalOptions& g, std::ostream& out, std::ostream& err);
+int RunCdr(const GlobalOptions& g, const CdrFilter& f, std::ostream& out, std::ostream& err);
 // Hands the active role to the caught-up standby (run against the active node).
 int RunSwitchover(const GlobalOptions& g, std::ostream& out, std::ostream& err);
 // Takes this node out of service (`on`) or back in; `force` lets an active without a

@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   ExtAddOptions add;
   uint32_t max_contacts = 0;
   bool web_login = false;
+  bool call_waiting = true;
   CLI::App* ext_add = ext->add_subcommand("add", "Create an extension");
   ext_add->add_option("NUMBER", add.number, "Extension number (2-11 digits)")->required();
   ext_add->add_option("--name", add.name, "Display name")->required();
@@ -55,6 +56,9 @@ int main(int argc, char** argv) {
       ext_add->add_option("--max-contacts", max_contacts, "Simultaneous registrations (1-10)");
   CLI::Option* web_login_opt =
       ext_add->add_flag("--web-login,!--no-web-login", web_login, "Enable the user portal");
+  CLI::Option* call_waiting_opt =
+      ext_add->add_flag("--call-waiting,!--no-call-waiting", call_waiting,
+                        "A second call rings (default) or is busy");
   ext_add->add_option("--codecs", add.codecs, "Codecs in order, e.g. PCMU,PCMA,G722")
       ->delimiter(',');
   ext_add->add_option("--voicemail-pin", add.voicemail_pin, "Voicemail PIN (4-8 digits)");
@@ -113,6 +117,19 @@ int main(int argc, char** argv) {
   CLI::App* ban_del = ban->add_subcommand("del", "Lift the ban of a source");
   ban_del->add_option("IP", ip, "The banned address")->required();
 
+  CLI::App* calls = app.add_subcommand("calls", "Calls in progress");
+  calls->add_flag("--json", g.json, "Print JSON");
+  pbx::cli::CdrFilter cdr_filter;
+  CLI::App* cdr = app.add_subcommand("cdr", "Call detail records, oldest first");
+  cdr->add_option("--from", cdr_filter.from, "Calls started at or after (unix seconds)");
+  cdr->add_option("--to", cdr_filter.to, "Calls started before (unix seconds)");
+  cdr->add_option("--caller", cdr_filter.caller, "Calling number");
+  cdr->add_option("--callee", cdr_filter.callee, "Called number");
+  cdr->add_option("--type", cdr_filter.type, "internal, inbound or outbound")
+      ->check(CLI::IsMember({"internal", "inbound", "outbound"}));
+  cdr->add_option("--limit", cdr_filter.limit, "At most this many (1-10000, default 100)");
+  cdr->add_flag("--json", g.json, "Print JSON");
+
   CLI::App* switchover =
       app.add_subcommand("switchover", "Hand the active role to the standby, losing nothing");
   std::string maintenance_mode;
@@ -128,7 +145,7 @@ int main(int argc, char** argv) {
   // Global options may also follow the verb: `pbxctl status --run-dir X`.
   for (CLI::App* sub :
        {status, ext, ext_list, ext_show, ext_add, ext_del, reg, reg_list, ban, ban_list, ban_del,
-        switchover, maintenance, trunk, trunk_list, trunk_add, trunk_del}) {
+        calls, cdr, switchover, maintenance, trunk, trunk_list, trunk_add, trunk_del}) {
     sub->fallthrough();
   }
 
@@ -140,6 +157,7 @@ int main(int argc, char** argv) {
   }
   if (max_contacts_opt->count() > 0) add.max_contacts = max_contacts;
   if (web_login_opt->count() > 0) add.web_login = web_login;
+  if (call_waiting_opt->count() > 0) add.call_waiting = call_waiting;
 
   if (status->parsed()) return pbx::cli::RunStatus(g, std::cout, std::cerr);
   if (ext_list->parsed()) return pbx::cli::RunExtList(g, std::cout, std::cerr);
@@ -159,6 +177,8 @@ int main(int argc, char** argv) {
   if (route_del->parsed()) {
     return pbx::cli::RunRouteDel(g, route_kind, route_arg, std::cout, std::cerr);
   }
+  if (calls->parsed()) return pbx::cli::RunCalls(g, std::cout, std::cerr);
+  if (cdr->parsed()) return pbx::cli::RunCdr(g, cdr_filter, std::cout, std::cerr);
   if (switchover->parsed()) return pbx::cli::RunSwitchover(g, std::cout, std::cerr);
   if (maintenance->parsed()) {
     return pbx::cli::RunMaintenance(g, maintenance_mode == "on", force, std::cout, std::cerr);

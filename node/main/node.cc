@@ -10,8 +10,11 @@
 #include <mutex>
 #include <random>
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
 #include <nlohmann/json.hpp>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "node/admin/api_server.h"
@@ -30,6 +33,28 @@ namespace pbx::node {
 namespace {
 
 namespace fs = std::filesystem;
+
+// The source address of this host's default route (a UDP connect sends nothing), for the
+// SDP when SIP listens on every address; 127.0.0.1 without a route.
+std::string PrimaryAddress() {
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return "127.0.0.1";
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(9);
+  inet_pton(AF_INET, "192.0.2.1", &to.sin_addr);  // TEST-NET-1: never contacted
+  sockaddr_in local{};
+  socklen_t len = sizeof(local);
+  std::string out = "127.0.0.1";
+  char text[INET_ADDRSTRLEN];
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0 &&
+      inet_ntop(AF_INET, &local.sin_addr, text, sizeof(text))) {
+    out = text;
+  }
+  ::close(fd);
+  return out;
+}
 
 int64_t NowUnix() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -110,8 +135,11 @@ class NodeImpl : public Node {
     std::error_code ec;
     fs::remove(run_dir_ / "ready.json", ec);
     fs::remove(run_dir_ / "admin.token", ec);
-    if (sip_) sip_->Stop();
-    sip_.reset();
+    {
+      std::lock_guard<std::mutex> lock(sip_mu_);
+      if (sip_) sip_->Stop();
+      sip_.reset();
+    }
     if (cluster_) cluster_->Stop();
     if (api_) api_->Stop();
     api_.reset();
@@ -188,6 +216,15 @@ class NodeImpl : public Node {
     api.key_file = key_file.string();
     api.web_dir = config_.web_dir.empty() ? admin::DefaultWebDir() : config_.web_dir;
     if (config_.http_port != 0) api.http_port = config_.http_port;
+    api.calls = [this] {
+      admin::CallsSnapshot snap;
+      std::lock_guard<std::mutex> lock(sip_mu_);  // SIP starts after, and stops before, the API
+      if (sip_) {
+        snap.calls = sip_->Calls();
+        snap.relays = sip_->relay_count();
+      }
+      return snap;
+    };
     admin::ClusterOps ops;
     if (config_.cluster) {
       // cluster_ is created after the API: requests before then are answered Unavailable.
@@ -226,11 +263,21 @@ class NodeImpl : public Node {
     o.tls_dir = fs::absolute(sip_tls).string();
     o.digest_sha256 = config_.sip_digest_sha256;
     if (config_.cluster && config_.cluster->vip) o.vip = config_.cluster->vip->address;
-    PBX_ASSIGN_OR_RETURN(sip_, sip::SipService::Start(o, *gate_, [this] {
+    o.media_address = config_.media_address;
+    if (o.media_address.empty()) o.media_address = !o.vip.empty() ? o.vip : o.listen;
+    if (o.media_address == "0.0.0.0") o.media_address = PrimaryAddress();
+    o.rtp_port_min = config_.rtp_port_min;
+    o.rtp_port_max = config_.rtp_port_max;
+    o.ring_timeout = config_.sip_ring_timeout;
+    o.max_duration = config_.sip_max_duration;
+    o.no_rtp_timeout = config_.sip_no_rtp_timeout;
+    PBX_ASSIGN_OR_RETURN(auto sip, sip::SipService::Start(o, *gate_, [this] {
                            if (!gate_->is_open()) return false;
                            return !config_.cluster ||
                                   (cluster_ready_.load() && cluster_->Serving());
                          }));
+    std::lock_guard<std::mutex> lock(sip_mu_);
+    sip_ = std::move(sip);
     return Status::Ok();
   }
 
@@ -284,6 +331,7 @@ class NodeImpl : public Node {
   std::unique_ptr<ClusterController> cluster_;
   std::atomic<bool> cluster_ready_{false};  // cluster_ is set (the API may run before)
   std::unique_ptr<admin::ApiServer> api_;
+  std::mutex sip_mu_;  // guards sip_ against the API's calls endpoint
   std::unique_ptr<sip::SipService> sip_;
   store::Subscription settings_sub_;
   std::mutex token_mu_;

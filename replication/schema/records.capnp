@@ -38,7 +38,8 @@ struct Extension {
   recording @23 :Text = "off";
   createdUnix @24 :Int64;
   updatedUnix @25 :Int64;
-  # Next free number: @26 (append only).
+  callWaiting @26 :Bool = true;  # off: a second call while in a call gets 486 Busy Here
+  # Next free number: @27 (append only).
 }
 
 # Enumerants are append only too: their ordinal is what is stored.
@@ -302,4 +303,59 @@ struct RoutingSettings {
   officePause @1 :Bool;     # on: every inbound call goes to officePauseDestination
   officePauseDestination @2 :Destination;
   # Next free number: @3 (append only).
+}
+
+# One side of a call in progress: a SIP dialog as the PBX holds it.
+struct CallDialog {
+  callId @0 :Text;
+  localTag @1 :Text;
+  remoteTag @2 :Text;
+  localUri @3 :Text;    # From of the requests the PBX sends (display name included)
+  remoteUri @4 :Text;   # To of those requests
+  target @5 :Text;      # the phone's Contact: the Request-URI of in-dialog requests
+  route @6 :Text;       # where those requests go (the phone's source address, NAT-safe)
+  localCseq @7 :UInt32;
+  remoteCseq @8 :UInt32;
+  # Next free number: @9 (append only).
+}
+
+# A call in progress, written at answer and deleted at its end, so that a new active can
+# rebuild it (issue 6). Key: runtime "call/<20-digit id>".
+struct ActiveCall {
+  id @0 :UInt64;
+  caller @1 :Text;
+  callerName @2 :Text;
+  callee @3 :Text;
+  startUnix @4 :Int64;
+  answerUnix @5 :Int64;
+  a @6 :CallDialog;     # the caller's dialog
+  b @7 :CallDialog;     # the callee's dialog
+  aPort @8 :UInt32;     # the relay's ports (CallMedia::CreateAt)
+  bPort @9 :UInt32;
+  offer @10 :Text;      # the last SDP offer and answer as the phones sent them, to
+  answer @11 :Text;     # replay into CallMedia after a failover
+  offerFromB @12 :Bool; # which side made that offer
+  # Next free number: @13 (append only).
+}
+
+# A call detail record (FEATURES.md 10.1). Key: records "cdr/<20-digit start ms>-<16 hex id>",
+# so keys sort by start time and a time range is a prefix scan.
+struct Cdr {
+  id @0 :UInt64;
+  startUnixMs @1 :Int64;
+  answerUnixMs @2 :Int64;   # 0: not answered
+  endUnixMs @3 :Int64;
+  caller @4 :Text;
+  callerName @5 :Text;
+  callee @6 :Text;          # as dialled
+  finalCallee @7 :Text;     # who answered (or was rung last)
+  durationSeconds @8 :UInt32;  # start to end
+  billableSeconds @9 :UInt32;  # answer to end
+  trunk @10 :Text;          # empty for internal calls
+  type @11 :Text;           # internal | inbound | outbound
+  status @12 :Text;         # answered | no_answer | busy | failed | cancelled
+  cause @13 :Text;          # the SIP status or reason that ended the call
+  hangupSide @14 :Text;     # caller | callee | pbx
+  recorded @15 :Bool;
+  # Next free number: @16 (append only).
 }

@@ -128,6 +128,7 @@ std::string EncodeExtension(const Extension& e) {
   b.setRecording(ToText(e.recording));
   b.setCreatedUnix(e.created_unix);
   b.setUpdatedUnix(e.updated_unix);
+  b.setCallWaiting(e.call_waiting);
   return Serialize(message);
 }
 
@@ -161,6 +162,7 @@ Result<Extension> DecodeExtension(std::string_view key, std::string_view bytes) 
                          x.recording = ToString(r.getRecording());
                          x.created_unix = r.getCreatedUnix();
                          x.updated_unix = r.getUpdatedUnix();
+                         x.call_waiting = r.getCallWaiting();
                          return x;
                        }));
   if (std::string_view(key).substr(kExtPrefix.size()) != e.number) {
@@ -1171,6 +1173,175 @@ void RoutingSettingsRepo::Put(const RoutingSettings& settings, WriteSet& writes)
   b.setOfficePause(settings.office_pause);
   SetDestination(b.initOfficePauseDestination(), settings.office_pause_destination);
   writes.Put(Table::kConfig, std::string(kRoutingSettingsKey), Serialize(message));
+}
+
+}  // namespace pbx::store
+
+// --- ActiveCall (runtime "call/<20-digit id>") and Cdr (records "cdr/<ms>-<id>") ---
+
+namespace pbx::store {
+namespace {
+
+constexpr std::string_view kCallPrefix = "call/";
+constexpr std::string_view kCdrPrefix = "cdr/";
+
+void SetDialog(schema::CallDialog::Builder b, const CallDialog& d) {
+  b.setCallId(ToText(d.call_id));
+  b.setLocalTag(ToText(d.local_tag));
+  b.setRemoteTag(ToText(d.remote_tag));
+  b.setLocalUri(ToText(d.local_uri));
+  b.setRemoteUri(ToText(d.remote_uri));
+  b.setTarget(ToText(d.target));
+  b.setRoute(ToText(d.route));
+  b.setLocalCseq(d.local_cseq);
+  b.setRemoteCseq(d.remote_cseq);
+}
+
+CallDialog GetDialog(schema::CallDialog::Reader r) {
+  CallDialog d;
+  d.call_id = ToString(r.getCallId());
+  d.local_tag = ToString(r.getLocalTag());
+  d.remote_tag = ToString(r.getRemoteTag());
+  d.local_uri = ToString(r.getLocalUri());
+  d.remote_uri = ToString(r.getRemoteUri());
+  d.target = ToString(r.getTarget());
+  d.route = ToString(r.getRoute());
+  d.local_cseq = r.getLocalCseq();
+  d.remote_cseq = r.getRemoteCseq();
+  return d;
+}
+
+std::string EncodeActiveCall(const ActiveCall& c) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::ActiveCall>();
+  b.setId(c.id);
+  b.setCaller(ToText(c.caller));
+  b.setCallerName(ToText(c.caller_name));
+  b.setCallee(ToText(c.callee));
+  b.setStartUnix(c.start_unix);
+  b.setAnswerUnix(c.answer_unix);
+  SetDialog(b.initA(), c.a);
+  SetDialog(b.initB(), c.b);
+  b.setAPort(c.a_port);
+  b.setBPort(c.b_port);
+  b.setOffer(ToText(c.offer));
+  b.setAnswer(ToText(c.answer));
+  b.setOfferFromB(c.offer_from_b);
+  return Serialize(message);
+}
+
+Result<ActiveCall> DecodeActiveCall(std::string_view key, std::string_view bytes) {
+  return DecodeRecord<schema::ActiveCall>(Table::kRuntime, key, bytes, [](auto r) {
+    ActiveCall c;
+    c.id = r.getId();
+    c.caller = ToString(r.getCaller());
+    c.caller_name = ToString(r.getCallerName());
+    c.callee = ToString(r.getCallee());
+    c.start_unix = r.getStartUnix();
+    c.answer_unix = r.getAnswerUnix();
+    c.a = GetDialog(r.getA());
+    c.b = GetDialog(r.getB());
+    c.a_port = static_cast<uint16_t>(r.getAPort());
+    c.b_port = static_cast<uint16_t>(r.getBPort());
+    c.offer = ToString(r.getOffer());
+    c.answer = ToString(r.getAnswer());
+    c.offer_from_b = r.getOfferFromB();
+    return c;
+  });
+}
+
+std::string EncodeCdr(const Cdr& c) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::Cdr>();
+  b.setId(c.id);
+  b.setStartUnixMs(c.start_unix_ms);
+  b.setAnswerUnixMs(c.answer_unix_ms);
+  b.setEndUnixMs(c.end_unix_ms);
+  b.setCaller(ToText(c.caller));
+  b.setCallerName(ToText(c.caller_name));
+  b.setCallee(ToText(c.callee));
+  b.setFinalCallee(ToText(c.final_callee));
+  b.setDurationSeconds(c.duration_seconds);
+  b.setBillableSeconds(c.billable_seconds);
+  b.setTrunk(ToText(c.trunk));
+  b.setType(ToText(c.type));
+  b.setStatus(ToText(c.status));
+  b.setCause(ToText(c.cause));
+  b.setHangupSide(ToText(c.hangup_side));
+  b.setRecorded(c.recorded);
+  return Serialize(message);
+}
+
+Result<Cdr> DecodeCdr(std::string_view key, std::string_view bytes) {
+  return DecodeRecord<schema::Cdr>(Table::kRecords, key, bytes, [](auto r) {
+    Cdr c;
+    c.id = r.getId();
+    c.start_unix_ms = r.getStartUnixMs();
+    c.answer_unix_ms = r.getAnswerUnixMs();
+    c.end_unix_ms = r.getEndUnixMs();
+    c.caller = ToString(r.getCaller());
+    c.caller_name = ToString(r.getCallerName());
+    c.callee = ToString(r.getCallee());
+    c.final_callee = ToString(r.getFinalCallee());
+    c.duration_seconds = r.getDurationSeconds();
+    c.billable_seconds = r.getBillableSeconds();
+    c.trunk = ToString(r.getTrunk());
+    c.type = ToString(r.getType());
+    c.status = ToString(r.getStatus());
+    c.cause = ToString(r.getCause());
+    c.hangup_side = ToString(r.getHangupSide());
+    c.recorded = r.getRecorded();
+    return c;
+  });
+}
+
+}  // namespace
+
+std::string ActiveCallRepo::Key(uint64_t id) { return fmt::format("{}{:020}", kCallPrefix, id); }
+
+Result<std::vector<ActiveCall>> ActiveCallRepo::List() const {
+  PBX_ASSIGN_OR_RETURN(auto rows, store_.Scan(Table::kRuntime, kCallPrefix));
+  std::vector<ActiveCall> out;
+  for (const auto& [key, bytes] : rows) {
+    PBX_ASSIGN_OR_RETURN(ActiveCall c, DecodeActiveCall(key, bytes));
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+void ActiveCallRepo::Put(const ActiveCall& call, WriteSet& writes) {
+  writes.Put(Table::kRuntime, Key(call.id), EncodeActiveCall(call));
+}
+
+void ActiveCallRepo::Delete(uint64_t id, WriteSet& writes) {
+  writes.Delete(Table::kRuntime, Key(id));
+}
+
+std::string CdrRepo::Key(int64_t start_unix_ms, uint64_t id) {
+  return fmt::format("{}{:020}-{:016x}", kCdrPrefix, start_unix_ms < 0 ? 0 : start_unix_ms, id);
+}
+
+void CdrRepo::Append(const Cdr& cdr, WriteSet& writes) {
+  writes.Put(Table::kRecords, Key(cdr.start_unix_ms, cdr.id), EncodeCdr(cdr));
+}
+
+Result<std::vector<Cdr>> CdrRepo::Query(const CdrQuery& q) const {
+  std::string from = Key(q.from_unix_ms, 0);
+  std::string to = Key(q.to_unix_ms == INT64_MAX ? INT64_MAX : q.to_unix_ms, 0);
+  size_t common = 0;
+  while (common < from.size() && common < to.size() && from[common] == to[common]) ++common;
+  PBX_ASSIGN_OR_RETURN(auto rows, store_.Scan(Table::kRecords, from.substr(0, common)));
+  std::vector<Cdr> out;
+  for (const auto& [key, bytes] : rows) {
+    if (key < from || key >= to) continue;
+    PBX_ASSIGN_OR_RETURN(Cdr c, DecodeCdr(key, bytes));
+    if (!q.caller.empty() && c.caller != q.caller) continue;
+    if (!q.callee.empty() && c.callee != q.callee && c.final_callee != q.callee) continue;
+    if (!q.type.empty() && c.type != q.type) continue;
+    out.push_back(std::move(c));
+    if (q.limit != 0 && out.size() == q.limit) break;
+  }
+  return out;
 }
 
 }  // namespace pbx::store

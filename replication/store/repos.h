@@ -44,6 +44,7 @@ struct Extension {
   std::string recording = "off";  // off | in | out | both
   int64_t created_unix = 0;
   int64_t updated_unix = 0;
+  bool call_waiting = true;  // off: busy (486) while in a call
 };
 
 class ExtensionRepo {
@@ -476,6 +477,88 @@ class RoutingSettingsRepo {
   explicit RoutingSettingsRepo(StateStore& store) : store_(store) {}
   Result<RoutingSettings> Get() const;  // defaults if never written
   void Put(const RoutingSettings& settings, WriteSet& writes) const;
+
+ private:
+  StateStore& store_;
+};
+
+// One side of a call in progress (runtime, replicated): a SIP dialog as the PBX holds it.
+struct CallDialog {
+  std::string call_id;
+  std::string local_tag;
+  std::string remote_tag;
+  std::string local_uri;   // From of the requests the PBX sends (display name included)
+  std::string remote_uri;  // To of those requests
+  std::string target;      // the phone's Contact (Request-URI of in-dialog requests)
+  std::string route;       // where requests go: "sip:host:port;transport=udp"
+  uint32_t local_cseq = 0;
+  uint32_t remote_cseq = 0;
+  bool operator==(const CallDialog&) const = default;
+};
+
+// A call in progress, stored at answer and deleted at the end (issue 6 rebuilds from it).
+struct ActiveCall {
+  uint64_t id = 0;  // the key
+  std::string caller;
+  std::string caller_name;
+  std::string callee;
+  int64_t start_unix = 0;
+  int64_t answer_unix = 0;
+  CallDialog a, b;
+  uint16_t a_port = 0, b_port = 0;  // the relay's ports
+  std::string offer, answer;        // last SDP offer/answer as the phones sent them
+  bool offer_from_b = false;
+  bool operator==(const ActiveCall&) const = default;
+};
+
+class ActiveCallRepo {
+ public:
+  explicit ActiveCallRepo(StateStore& store) : store_(store) {}
+  Result<std::vector<ActiveCall>> List() const;
+  static void Put(const ActiveCall& call, WriteSet& writes);
+  static void Delete(uint64_t id, WriteSet& writes);
+  static std::string Key(uint64_t id);  // "call/<20-digit id>"
+
+ private:
+  StateStore& store_;
+};
+
+// A call detail record (FEATURES.md 10.1), records table.
+struct Cdr {
+  uint64_t id = 0;
+  int64_t start_unix_ms = 0;
+  int64_t answer_unix_ms = 0;  // 0: not answered
+  int64_t end_unix_ms = 0;
+  std::string caller;
+  std::string caller_name;
+  std::string callee;             // as dialled
+  std::string final_callee;       // who answered, or was rung last
+  uint32_t duration_seconds = 0;  // start to end
+  uint32_t billable_seconds = 0;  // answer to end
+  std::string trunk;              // empty for internal calls
+  std::string type = "internal";  // internal | inbound | outbound
+  std::string status;             // answered | no_answer | busy | failed | cancelled
+  std::string cause;              // SIP status or reason that ended it
+  std::string hangup_side;        // caller | callee | pbx
+  bool recorded = false;
+  bool operator==(const Cdr&) const = default;
+};
+
+struct CdrQuery {
+  int64_t from_unix_ms = 0;          // start time >= from
+  int64_t to_unix_ms = INT64_MAX;    // start time < to
+  std::string caller, callee, type;  // exact match when not empty
+  size_t limit = 100;                // 0: all
+};
+
+class CdrRepo {
+ public:
+  explicit CdrRepo(StateStore& store) : store_(store) {}
+  static void Append(const Cdr& cdr, WriteSet& writes);
+  // Oldest first within the range. The key starts with the start time, so the range is
+  // a scan of the longest common key prefix of `from` and `to`.
+  Result<std::vector<Cdr>> Query(const CdrQuery& query) const;
+  static std::string Key(int64_t start_unix_ms, uint64_t id);
 
  private:
   StateStore& store_;

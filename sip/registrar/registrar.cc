@@ -120,7 +120,10 @@ void Registrar::Shutdown() {
 
 Registrar::ExtInfo Registrar::ToInfo(const store::Extension& e) {
   ExtInfo x;
+  x.name = e.name;
   x.realm = e.realm;
+  x.call_waiting = e.call_waiting;
+  x.codecs = e.codecs;
   x.ha1_md5 = e.ha1_md5;
   x.ha1_sha256 = e.ha1_sha256;
   x.max_contacts = e.max_contacts;
@@ -296,15 +299,36 @@ void Registrar::Fail(nta_incoming_t* irq, const Source& src, int64_t now, const 
   Reply(irq, SIP_403_FORBIDDEN);
 }
 
+const Registrar::ExtInfo* Registrar::FindExtension(const std::string& number) const {
+  auto it = extensions_.find(number);
+  return it == extensions_.end() ? nullptr : &it->second;
+}
+
+std::vector<store::Registration> Registrar::Contacts(const std::string& number) const {
+  std::vector<store::Registration> out;
+  auto it = bindings_.find(number);
+  if (it == bindings_.end()) return out;
+  int64_t now = NowUnix();
+  for (const Binding& b : it->second) {
+    if (b.reg.expires_unix > now) out.push_back(b.reg);
+  }
+  return out;
+}
+
 void Registrar::OnRegister(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
   ++counters_.registers;
-  int64_t now = NowUnix();
   if (!sip->sip_to || !sip->sip_to->a_url->url_user || !sip->sip_call_id || !sip->sip_cseq) {
     return Reply(irq, SIP_400_BAD_REQUEST);
   }
   std::string number = sip->sip_to->a_url->url_user;
-  auto ext_it = extensions_.find(number);
+  if (!Authenticate(irq, sip, src, number, "REGISTER")) return;
+  UpdateBindings(irq, sip, src, number, extensions_.at(number), NowUnix());
+}
 
+bool Registrar::Authenticate(nta_incoming_t* irq, const sip_t* sip, const Source& src,
+                             const std::string& number, const char* method) {
+  int64_t now = NowUnix();
+  auto ext_it = extensions_.find(number);
   const msg_auth_t* auth = sip->sip_authorization;
   for (; auth; auth = auth->au_next) {
     if (auth->au_scheme && strcasecmp(auth->au_scheme, "Digest") == 0 &&
@@ -314,11 +338,17 @@ void Registrar::OnRegister(nta_incoming_t* irq, const sip_t* sip, const Source& 
   }
   if (auth == nullptr) {
     // A scan of numbers counts, and gets the same challenge a real extension gets.
-    if (ext_it == extensions_.end())
-      return Fail(irq, src, now, "unknown extension " + number, true);
-    return Challenge(irq, false, now);
+    if (ext_it == extensions_.end()) {
+      Fail(irq, src, now, "unknown extension " + number, true);
+      return false;
+    }
+    Challenge(irq, false, now);
+    return false;
   }
-  if (ext_it == extensions_.end()) return Fail(irq, src, now, "unknown extension " + number, false);
+  if (ext_it == extensions_.end()) {
+    Fail(irq, src, now, "unknown extension " + number, false);
+    return false;
+  }
   const ExtInfo& ext = ext_it->second;
 
   DigestCredentials c;
@@ -333,23 +363,29 @@ void Registrar::OnRegister(nta_incoming_t* irq, const sip_t* sip, const Source& 
   std::optional<DigestAlgorithm> alg =
       ParseDigestAlgorithm(DigestParam(auth->au_params, "algorithm"));
   if (!alg || (!c.qop.empty() && c.qop != "auth") || c.nonce.empty() || c.response.empty()) {
-    return Challenge(irq, false, now);
+    Challenge(irq, false, now);
+    return false;
   }
-  if (c.username != number)
-    return Fail(irq, src, now, "user " + std::string(c.username) + " registering " + number, false);
+  if (c.username != number) {
+    Fail(irq, src, now, "user " + std::string(c.username) + " acting as " + number, false);
+    return false;
+  }
   const std::string& ha1 = *alg == DigestAlgorithm::kMd5 ? ext.ha1_md5 : ext.ha1_sha256;
   if (ha1.empty() || ext.realm != settings_.sip_realm) {
-    return Fail(irq, src, now, "no credentials for " + number + " in this realm", false);
+    Fail(irq, src, now, "no credentials for " + number + " in this realm", false);
+    return false;
   }
-  std::string expected = DigestExpectedResponse(*alg, ha1, "REGISTER", c);
+  std::string expected = DigestExpectedResponse(*alg, ha1, method, c);
   if (!ConstantTimeEqual(expected, c.response)) {
-    return Fail(irq, src, now, "wrong password for " + number, false);
+    Fail(irq, src, now, "wrong password for " + number, false);
+    return false;
   }
   // The password is right; the nonce decides whether it is fresh.
   NonceAuthority::Verdict v = nonces_ ? nonces_->Check(c.nonce, settings_.sip_realm, now)
                                       : NonceAuthority::Verdict::kInvalid;
   if (v != NonceAuthority::Verdict::kValid) {
-    return Challenge(irq, v == NonceAuthority::Verdict::kStale, now);
+    Challenge(irq, v == NonceAuthority::Verdict::kStale, now);
+    return false;
   }
   bool trusted =
       ext.trusted.empty() || std::any_of(ext.trusted.begin(), ext.trusted.end(),
@@ -357,9 +393,10 @@ void Registrar::OnRegister(nta_incoming_t* irq, const sip_t* sip, const Source& 
   bool wan = !src.ip.IsPrivate() && !src.ip.IsLoopback();
   if (!trusted || (wan && !ext.remote_registration)) {
     PBX_LOG(kInfo, "registrar", "{} refused from {}: not a trusted address", number, src.ip_text);
-    return Reply(irq, SIP_403_FORBIDDEN);
+    Reply(irq, SIP_403_FORBIDDEN);
+    return false;
   }
-  UpdateBindings(irq, sip, src, number, ext, now);
+  return true;
 }
 
 void Registrar::UpdateBindings(nta_incoming_t* irq, const sip_t* sip, const Source& src,

@@ -52,8 +52,9 @@ class Registrar {
 
   const RegistrarCounters& counters() const { return counters_; }
 
- private:
+  // What the signalling thread keeps of an extension (the config record, cached).
   struct ExtInfo {
+    std::string name;  // caller ID name
     std::string realm;
     std::string ha1_md5;
     std::string ha1_sha256;
@@ -61,8 +62,21 @@ class Registrar {
     uint32_t registration_expiry = 120;
     uint32_t qualify_interval = 60;
     bool remote_registration = false;
+    bool call_waiting = true;
+    std::vector<std::string> codecs;
     std::vector<IpNetwork> trusted;
   };
+  // The cached extension, or nullptr. Signalling thread.
+  const ExtInfo* FindExtension(const std::string& number) const;
+  // The live bindings of `number` (empty if none). Signalling thread.
+  std::vector<store::Registration> Contacts(const std::string& number) const;
+  // Digest authentication of a request from extension `number` (REGISTER, INVITE: one way
+  // for both). True: authenticated, `irq` untouched. False: a challenge, 403 or 503 was
+  // sent and `irq` destroyed; failures count toward the source's ban. Signalling thread.
+  bool Authenticate(nta_incoming_t* irq, const sip_t* sip, const Source& src,
+                    const std::string& number, const char* method);
+
+ private:
   struct Binding {
     store::Registration reg;
     int64_t next_qualify = 0;

@@ -16,6 +16,7 @@ case "$target" in
                 node/core/status.cc node/core/log.cc) ;;
   dial_pattern) sources=(tests/fuzz/dial_pattern_fuzzer.cc sip/routing/dial_pattern.cc
                          node/core/status.cc node/core/log.cc) ;;
+  dial) sources=(tests/fuzz/dial_fuzzer.cc sip/calls/dial.cc) ;;
   *) echo "run_fuzzer: unknown target '$target'" >&2; exit 2 ;;
 esac
 
@@ -25,7 +26,7 @@ bin="$out/${target}_fuzzer"
 # Rebuild only when a source is newer than the binary.
 stale=0
 [[ -x "$bin" ]] || stale=1
-for s in "${sources[@]}" media/sdp/sdp.h media/sdp/codecs.h sip/routing/dial_pattern.h; do
+for s in "${sources[@]}" media/sdp/sdp.h media/sdp/codecs.h sip/routing/dial_pattern.h sip/calls/dial.h; do
   [[ "$root/$s" -nt "$bin" ]] && stale=1
 done
 if [[ $stale -eq 1 ]]; then

@@ -104,6 +104,17 @@ std::optional<SipResponse> SipTestUa::Receive(std::chrono::milliseconds timeout)
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return std::nullopt;
+    std::optional<SipResponse> m = ReceiveMessage(left);
+    if (!m || m->status != 0) return m;
+  }
+}
+
+std::optional<SipResponse> SipTestUa::ReceiveMessage(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
     pollfd p{fd_, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
     char buf[65536];
@@ -118,18 +129,30 @@ std::optional<SipResponse> SipTestUa::Receive(std::chrono::milliseconds timeout)
       r.raw = std::move(msg);
       return r;
     }
-    if (msg.rfind("OPTIONS ", 0) == 0) {  // keep-alive: answer with the request's headers
-      SipResponse req;
-      req.raw = msg;
-      std::string reply = "SIP/2.0 200 OK\r\n";
-      for (const char* h : {"Via", "From", "To", "Call-ID", "CSeq"}) {
-        for (const std::string& v : req.Headers(h)) reply += fmt::format("{}: {}\r\n", h, v);
-      }
-      reply += "Content-Length: 0\r\n\r\n";
-      ::sendto(fd_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), flen);
-      ++options_answered_;
+    SipResponse req;
+    req.method = msg.substr(0, msg.find(' '));
+    req.raw = std::move(msg);
+    if (req.method != "OPTIONS") return req;
+    Respond(req, 200, "OK");  // keep-alive
+    ++options_answered_;
+  }
+}
+
+bool SipTestUa::Respond(const SipResponse& req, int status, const std::string& reason,
+                        const std::string& to_tag, const std::string& extra_headers,
+                        const std::string& body) {
+  std::string reply = fmt::format("SIP/2.0 {} {}\r\n", status, reason);
+  for (const char* h : {"Via", "From", "To", "Call-ID", "CSeq"}) {
+    for (const std::string& v : req.Headers(h)) {
+      bool tag =
+          std::string_view(h) == "To" && !to_tag.empty() && v.find(";tag=") == std::string::npos;
+      reply += fmt::format("{}: {}{}\r\n", h, v, tag ? ";tag=" + to_tag : "");
     }
   }
+  reply += extra_headers;
+  if (!body.empty()) reply += "Content-Type: application/sdp\r\n";
+  reply += fmt::format("Content-Length: {}\r\n\r\n{}", body.size(), body);
+  return SendRaw(reply);
 }
 
 std::string SipTestUa::BuildRegister(const Register& r, const std::string& authorization) {
@@ -157,31 +180,38 @@ std::string SipTestUa::BuildRegister(const Register& r, const std::string& autho
   return msg;
 }
 
-std::optional<SipResponse> SipTestUa::RegisterWithChallenge(const Register& r,
-                                                            const SipResponse& challenge) {
+std::string SipTestUa::Authorization(const SipResponse& challenge, const std::string& user,
+                                     const std::string& password, const std::string& method,
+                                     const std::string& uri, const std::string& algorithm) {
   std::string chosen;
   for (const std::string& c : challenge.Headers("WWW-Authenticate")) {
     std::string alg = ChallengeParam(c, "algorithm");
     if (alg.empty()) alg = "MD5";
-    if (strcasecmp(alg.c_str(), r.algorithm.c_str()) == 0) chosen = c;
+    if (strcasecmp(alg.c_str(), algorithm.c_str()) == 0) chosen = c;
   }
-  if (chosen.empty()) return std::nullopt;
-  auto alg = *sip::ParseDigestAlgorithm(r.algorithm);
+  if (chosen.empty()) return {};
+  auto alg = *sip::ParseDigestAlgorithm(algorithm);
   std::string realm = ChallengeParam(chosen, "realm");
   std::string nonce = ChallengeParam(chosen, "nonce");
-  std::string uri = fmt::format("sip:{}:{}", server_ip_, server_port_);
-  std::string ha1 = sip::DigestHash(alg, r.user + ":" + realm + ":" + r.password);
+  std::string ha1 = sip::DigestHash(alg, user + ":" + realm + ":" + password);
   sip::DigestCredentials c;
   c.nonce = nonce;
   c.uri = uri;
   c.qop = "auth";
   c.nc = "00000001";
   c.cnonce = "0a4f113b";
-  std::string response = sip::DigestExpectedResponse(alg, ha1, "REGISTER", c);
-  std::string auth = fmt::format(
+  std::string response = sip::DigestExpectedResponse(alg, ha1, method, c);
+  return fmt::format(
       "Digest username=\"{}\", realm=\"{}\", nonce=\"{}\", uri=\"{}\", response=\"{}\", "
       "algorithm={}, qop=auth, nc=00000001, cnonce=\"0a4f113b\"",
-      r.user, realm, nonce, uri, response, r.algorithm);
+      user, realm, nonce, uri, response, algorithm);
+}
+
+std::optional<SipResponse> SipTestUa::RegisterWithChallenge(const Register& r,
+                                                            const SipResponse& challenge) {
+  std::string uri = fmt::format("sip:{}:{}", server_ip_, server_port_);
+  std::string auth = Authorization(challenge, r.user, r.password, "REGISTER", uri, r.algorithm);
+  if (auth.empty()) return std::nullopt;
   if (!SendRaw(BuildRegister(r, auth))) return std::nullopt;
   return Receive();
 }

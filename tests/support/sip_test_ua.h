@@ -13,8 +13,10 @@
 // One thread; not thread-safe.
 namespace pbx::test {
 
+// A response (status > 0), or a request (status 0, `method` set) from ReceiveMessage.
 struct SipResponse {
   int status = 0;
+  std::string method;
   std::string raw;
   // The value of the first header `name` (case-insensitive), or "" if absent.
   std::string Header(std::string_view name) const;
@@ -36,6 +38,20 @@ class SipTestUa {
   bool SendRaw(const std::string& message);
   // The next response (requests are answered or ignored), or nullopt after `timeout`.
   std::optional<SipResponse> Receive(std::chrono::milliseconds timeout = std::chrono::seconds(3));
+  // The next response or request (keep-alive OPTIONS are answered and skipped).
+  std::optional<SipResponse> ReceiveMessage(
+      std::chrono::milliseconds timeout = std::chrono::seconds(3));
+  // Answers `request` with its Via, From, To (plus `to_tag` if not empty), Call-ID, CSeq,
+  // then `extra_headers` (each ending in CRLF) and `body` (application/sdp if not empty).
+  bool Respond(const SipResponse& request, int status, const std::string& reason,
+               const std::string& to_tag = "", const std::string& extra_headers = "",
+               const std::string& body = "");
+  // The Authorization header value answering `challenge` (a 401) for `method` on `uri`.
+  // Empty if the 401 offers no challenge with `algorithm`.
+  static std::string Authorization(const SipResponse& challenge, const std::string& user,
+                                   const std::string& password, const std::string& method,
+                                   const std::string& uri, const std::string& algorithm = "MD5");
+  std::string local_ip() const { return local_ip_; }
   // How many OPTIONS this UA answered so far.
   int options_answered() const { return options_answered_; }
 

@@ -1,0 +1,99 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "media/rtp/call_media.h"
+#include "media/rtp/relay.h"
+#include "replication/store/repos.h"
+#include "replication/store/state_store.h"
+#include "sip/registrar/registrar.h"
+#include "sip/sip_service.h"
+#include "sip/stack.h"
+#include "sip/store_writer.h"
+
+// The B2BUA: calls between registered extensions on the nta transaction layer. Side A is
+// the caller's dialog (its INVITE is answered by us), side B ours towards the callee (we
+// send the INVITE, to every binding of the extension at once; the first 200 wins and the
+// other branches are cancelled). Every SDP passes through media::CallMedia, so media is
+// anchored on the PBX address. Each call in progress is stored in runtime at answer and
+// removed at the end, when its CDR is written to records.
+// Signalling thread only, except construction; `stack`, `registrar`, `store`, `writer` and
+// `relay` outlive it.
+namespace pbx::sip {
+
+struct CallOptions {
+  std::string address;  // the PBX address in Contact headers and SDP (the VIP when clustered)
+  uint16_t sip_port = 5060;
+  uint32_t ring_timeout = 30;     // seconds without an answer: 480 to the caller
+  uint32_t max_duration = 10800;  // seconds of talk before the PBX hangs up; 0: no limit
+  uint32_t no_rtp_timeout = 0;    // seconds with no RTP from either phone: hang up; 0: off
+};
+
+class B2bua {
+ public:
+  B2bua(Stack& stack, Registrar& registrar, store::StateStore& store, StoreWriter& writer,
+        media::RtpRelay& relay, CallOptions options);
+  ~B2bua();
+  B2bua(const B2bua&) = delete;
+  B2bua& operator=(const B2bua&) = delete;
+
+  // Installs the INVITE, ACK, BYE and CANCEL handlers and the 1 s timer. Signalling thread.
+  Status Init();
+  // Ends every call (BYE to both sides) and stops the timer. Signalling thread.
+  void Shutdown();
+
+  std::vector<CallSummary> List() const;
+  size_t call_count() const { return calls_.size(); }
+
+ private:
+  struct Peer;
+  struct Branch;
+  struct Call;
+  struct Pending;
+  enum class Purpose : uint8_t { kBranch, kReinvite, kBye };
+
+  void OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src);
+  void OnReinvite(Call& call, media::Side from, nta_incoming_t* irq, const sip_t* sip);
+  void OnBye(nta_incoming_t* irq, const sip_t* sip);
+  void OnAck(const sip_t* sip);
+  void OnCancelOrAck(nta_incoming_t* irq, const sip_t* sip);
+  void OnResponse(nta_outgoing_t* orq, const sip_t* sip);
+  void OnBranchResponse(Call& call, size_t branch, int status, const sip_t* sip);
+  void OnReinviteResponse(Call& call, int status, const sip_t* sip);
+  void Tick();
+
+  // Sends an in-dialog request to `peer` (CSeq from its counter unless `cseq` is given).
+  nta_outgoing_t* Send(Call* call, Purpose purpose, const char* method, Peer& peer,
+                       const std::string& body, std::optional<uint32_t> cseq = std::nullopt,
+                       size_t branch = 0);
+  void SendAck(Peer& peer, uint32_t cseq);
+  void CancelBranches(Call& call, std::optional<size_t> except);
+  // Replies a final status to A's INVITE (if not done yet) and ends the call: BYE to each
+  // answered side but `side` ("caller" | "callee" | "pbx": who hung up), relay released,
+  // runtime record deleted, CDR written. `call` is destroyed.
+  void End(Call& call, int status, const char* phrase, const std::string& cdr_status,
+           const std::string& cause, const char* side);
+  void ReplyA(Call& call, int status, const char* phrase, const std::string& sdp);
+  void StoreRuntime(const Call& call);
+  Call* FindByCallId(const std::string& call_id, media::Side* side);
+  std::string Contact() const;
+
+  Stack& stack_;
+  Registrar& registrar_;
+  store::StateStore& store_;
+  StoreWriter& writer_;
+  media::RtpRelay& relay_;
+  CallOptions options_;
+  uint64_t next_id_ = 1;
+  std::unordered_map<uint64_t, std::unique_ptr<Call>> calls_;
+  std::unordered_map<std::string, uint64_t> by_call_id_;  // A's and B's Call-IDs
+  std::unordered_map<nta_outgoing_t*, std::unique_ptr<Pending>> pending_;
+  su_timer_t* timer_ = nullptr;
+};
+
+}  // namespace pbx::sip

@@ -1,0 +1,501 @@
+// Calls between extensions as phones see them: a real pbxd on loopback, two or three small
+// UDP user agents (tests/support/sip_test_ua.h) that register, call and answer, and pbxctl
+// for what an admin sees (calls in progress, CDRs, the relay count back at 0).
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/process.h"
+#include "tests/support/sip_test_ua.h"
+
+namespace pbx {
+namespace {
+
+using nlohmann::json;
+using test::SipResponse;
+using test::SipTestUa;
+using namespace std::chrono_literals;
+
+constexpr char kPassword[] = "Call5-pw";
+
+std::string Sdp(const std::string& ip, int port) {
+  return fmt::format(
+      "v=0\r\no=- 1 1 IN IP4 {0}\r\ns=-\r\nc=IN IP4 {0}\r\nt=0 0\r\n"
+      "m=audio {1} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
+      "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n",
+      ip, port);
+}
+
+// The value of `name`=... in a header value (e.g. the To tag).
+std::string Param(const std::string& header, const std::string& name) {
+  size_t p = header.find(";" + name + "=");
+  if (p == std::string::npos) return {};
+  std::string v = header.substr(p + name.size() + 2);
+  return v.substr(0, v.find_first_of(";>, "));
+}
+
+std::string Body(const SipResponse& m) {
+  size_t p = m.raw.find("\r\n\r\n");
+  return p == std::string::npos ? std::string() : m.raw.substr(p + 4);
+}
+
+// A phone: one UA registered as one extension, able to place and answer one call.
+struct Phone {
+  std::string number;
+  std::unique_ptr<SipTestUa> ua;
+  std::string server;  // "127.0.0.1:port"
+  // The dialog of the call in progress.
+  std::string call_id, local_tag, remote_tag, remote_target, invite_branch;
+  uint32_t cseq = 1;
+  SipResponse invite;  // the INVITE this phone received (callee side)
+  uint64_t branch_seq = 1;
+
+  std::string Branch() { return fmt::format("z9hG4bK{}x{}", number, branch_seq++); }
+
+  std::string InviteText(const std::string& to, const std::string& body, const std::string& auth) {
+    invite_branch = Branch();
+    return fmt::format(
+        "INVITE sip:{to}@{srv} SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP {ip}:{port};branch={br};rport\r\n"
+        "Max-Forwards: 70\r\n"
+        "From: \"Someone\" <sip:{me}@{srv}>;tag={tag}\r\n"
+        "To: <sip:{to}@{srv}>\r\n"
+        "Call-ID: {cid}\r\n"
+        "CSeq: {cseq} INVITE\r\n"
+        "Contact: <sip:{me}@{ip}:{port}>\r\n"
+        "{auth}Content-Type: application/sdp\r\n"
+        "Content-Length: {len}\r\n\r\n{body}",
+        fmt::arg("to", to), fmt::arg("srv", server), fmt::arg("ip", ua->local_ip()),
+        fmt::arg("port", ua->local_port()), fmt::arg("br", invite_branch), fmt::arg("me", number),
+        fmt::arg("tag", local_tag), fmt::arg("cid", call_id), fmt::arg("cseq", cseq),
+        fmt::arg("auth", auth.empty() ? "" : "Authorization: " + auth + "\r\n"),
+        fmt::arg("len", body.size()), fmt::arg("body", body));
+  }
+
+  // ACK of a non-2xx final response: same branch as the INVITE (RFC 3261 17.1.1.3).
+  void AckError(const SipResponse& r, const std::string& to) {
+    ua->SendRaw(fmt::format(
+        "ACK sip:{to}@{srv} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:{port};branch={br};rport\r\n"
+        "Max-Forwards: 70\r\nFrom: <sip:{me}@{srv}>;tag={tag}\r\nTo: {toh}\r\nCall-ID: {cid}\r\n"
+        "CSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
+        fmt::arg("to", to), fmt::arg("srv", server), fmt::arg("ip", ua->local_ip()),
+        fmt::arg("port", ua->local_port()), fmt::arg("br", invite_branch), fmt::arg("me", number),
+        fmt::arg("tag", local_tag), fmt::arg("toh", r.Header("To")), fmt::arg("cid", call_id),
+        fmt::arg("cseq", cseq)));
+  }
+
+  // INVITE with digest authentication; returns the first response after the challenge.
+  std::optional<SipResponse> Call(const std::string& to, const std::string& password,
+                                  const std::string& body) {
+    call_id = fmt::format("call-{}-{}", number, std::random_device{}());
+    local_tag = fmt::format("t{}", std::random_device{}());
+    cseq = 1;
+    ua->SendRaw(InviteText(to, body, ""));
+    std::optional<SipResponse> r = ua->Receive();
+    if (!r || r->status != 401) return r;
+    AckError(*r, to);
+    ++cseq;
+    std::string uri = fmt::format("sip:{}@{}", to, server);
+    std::string auth = SipTestUa::Authorization(*r, number, password, "INVITE", uri, "SHA-256");
+    ua->SendRaw(InviteText(to, body, auth));
+    return ua->Receive();
+  }
+
+  // The next final response to our INVITE (provisional ones skipped, remembered).
+  std::optional<SipResponse> Final(std::vector<int>* provisional = nullptr,
+                                   std::chrono::milliseconds timeout = 5s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::optional<SipResponse> r = ua->Receive(1s);
+      if (!r) continue;
+      if (r->status < 200) {
+        if (provisional) provisional->push_back(r->status);
+        continue;
+      }
+      return r;
+    }
+    return std::nullopt;
+  }
+
+  void Ack2xx(const SipResponse& ok) {
+    remote_tag = Param(ok.Header("To"), "tag");
+    std::string contact = ok.Header("Contact");
+    remote_target = contact.substr(contact.find('<') + 1);
+    remote_target = remote_target.substr(0, remote_target.find('>'));
+    ua->SendRaw(InDialog("ACK", cseq));
+  }
+
+  // An in-dialog request of the caller's dialog (From us, To them).
+  std::string InDialog(const std::string& method, uint32_t seq, const std::string& body = "") {
+    return fmt::format(
+        "{m} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:{port};branch={br};rport\r\n"
+        "Max-Forwards: 70\r\nFrom: <sip:{me}@{srv}>;tag={lt}\r\nTo: <sip:x@{srv}>;tag={rt}\r\n"
+        "Call-ID: {cid}\r\nCSeq: {seq} {m}\r\nContact: <sip:{me}@{ip}:{port}>\r\n{ct}"
+        "Content-Length: {len}\r\n\r\n{body}",
+        fmt::arg("m", method), fmt::arg("target", remote_target), fmt::arg("ip", ua->local_ip()),
+        fmt::arg("port", ua->local_port()), fmt::arg("br", Branch()), fmt::arg("me", number),
+        fmt::arg("srv", server), fmt::arg("lt", local_tag), fmt::arg("rt", remote_tag),
+        fmt::arg("cid", call_id), fmt::arg("seq", seq),
+        fmt::arg("ct", body.empty() ? "" : "Content-Type: application/sdp\r\n"),
+        fmt::arg("len", body.size()), fmt::arg("body", body));
+  }
+
+  // Waits for a request of `method` (other requests are answered 200 and skipped).
+  std::optional<SipResponse> Expect(const std::string& method, std::chrono::milliseconds t = 5s) {
+    auto deadline = std::chrono::steady_clock::now() + t;
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::optional<SipResponse> m = ua->ReceiveMessage(500ms);
+      if (!m || m->status != 0) continue;
+      if (m->method == method) return m;
+    }
+    return std::nullopt;
+  }
+
+  // Callee side: remember the INVITE's dialog so that a BYE can be sent from this side.
+  void TakeInvite(const SipResponse& inv) {
+    invite = inv;
+    call_id = inv.Header("Call-ID");
+    remote_tag = Param(inv.Header("From"), "tag");
+    local_tag = fmt::format("c{}", std::random_device{}());
+    std::string contact = inv.Header("Contact");
+    remote_target = contact.substr(contact.find('<') + 1);
+    remote_target = remote_target.substr(0, remote_target.find('>'));
+  }
+  std::string ContactHeader() const {
+    return fmt::format("Contact: <sip:{}@{}:{}>\r\n", number, ua->local_ip(), ua->local_port());
+  }
+};
+
+class SipCallsTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    std::string config = dir_.Sub("pbx.toml");
+    std::ofstream(config) << "[node]\nname = \"calltest\"\n"
+                          << "data_dir = \"" << dir_.Sub("data") << "\"\n"
+                          << "run_dir = \"" << dir_.Sub("run") << "\"\n"
+                          << "[api]\nport = 0\n"
+                          << "[sip]\nlisten = \"127.0.0.1\"\nudp_port = 0\ntcp_port = 0\n"
+                          << "tls_port = 0\nring_timeout = 3\n"
+                          << "[media]\nrtp_port_min = 40000\nrtp_port_max = 49999\n"
+                          << "[demo]\nextensions = false\n";
+    pbxd_ = std::make_unique<test::Process>(std::vector<std::string>{PBXD_PATH, "--config", config},
+                                            dir_.Sub("pbxd.log"));
+    ASSERT_TRUE(test::WaitFor([&] { return std::filesystem::exists(dir_.Sub("run/ready.json")); },
+                              std::chrono::seconds(30)))
+        << pbxd_->Log();
+    json ready = json::parse(test::ReadFile(dir_.Sub("run/ready.json")));
+    sip_port_ = ready["sip_udp"].get<uint16_t>();
+    ASSERT_TRUE(Add("2001", "Alice"));
+    ASSERT_TRUE(Add("2002", "Bob"));
+    ASSERT_TRUE(Add("2003", "Carol", {"--no-call-waiting"}));
+  }
+
+  bool Add(const std::string& number, const std::string& name,
+           std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"ext", "add", number, "--name", name, "--password", kPassword};
+    args.insert(args.end(), extra.begin(), extra.end());
+    test::CommandResult r = Pbxctl(args);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    return r.exit_code == 0;
+  }
+
+  test::CommandResult Pbxctl(std::vector<std::string> args) {
+    args.insert(args.begin(), {PBXCTL_PATH, "--run-dir", dir_.Sub("run")});
+    return test::Run(args);
+  }
+
+  json PbxctlJson(std::vector<std::string> args) {
+    args.push_back("--json");
+    test::CommandResult r = Pbxctl(args);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    return json::parse(r.out, nullptr, false);
+  }
+
+  // A registered phone on its own loopback address.
+  std::unique_ptr<Phone> Register(const std::string& number, const std::string& ip) {
+    auto p = std::make_unique<Phone>();
+    p->number = number;
+    p->ua = std::make_unique<SipTestUa>(ip, "127.0.0.1", sip_port_);
+    p->server = fmt::format("127.0.0.1:{}", sip_port_);
+    SipTestUa::Register reg;
+    reg.user = number;
+    reg.password = kPassword;
+    std::optional<SipResponse> r = p->ua->DoRegister(reg);
+    EXPECT_TRUE(r && r->status == 200) << (r ? r->raw : "no answer");
+    return p;
+  }
+
+  int Relays() { return PbxctlJson({"calls"})["relays"].get<int>(); }
+
+  // The CDRs, waiting until there are `n` (they are written asynchronously).
+  json Cdrs(size_t n) {
+    json rows;
+    test::WaitFor(
+        [&] {
+          rows = PbxctlJson({"cdr"})["records"];
+          return rows.size() >= n;
+        },
+        5s);
+    return rows;
+  }
+
+  // Alice calls `to`; the callee (if given) receives the INVITE. Returns Alice's first
+  // response after the challenge.
+  std::optional<SipResponse> Dial(Phone& alice, const std::string& to) {
+    return alice.Call(to, kPassword, Sdp(alice.ua->local_ip(), 7078));
+  }
+
+  // Alice calls Bob; Bob rings and answers; Alice ACKs. Both dialogs established.
+  void Connect(Phone& alice, Phone& bob) {
+    std::optional<SipResponse> first = Dial(alice, bob.number);
+    ASSERT_TRUE(first) << pbxd_->Log();
+    std::optional<SipResponse> inv = bob.Expect("INVITE");
+    ASSERT_TRUE(inv) << pbxd_->Log();
+    bob.TakeInvite(*inv);
+    bob.ua->Respond(*inv, 180, "Ringing", bob.local_tag, bob.ContactHeader());
+    bob.ua->Respond(*inv, 200, "OK", bob.local_tag, bob.ContactHeader(),
+                    Sdp(bob.ua->local_ip(), 9078));
+    std::vector<int> prov;
+    std::optional<SipResponse> ok = alice.Final(&prov);
+    ASSERT_TRUE(ok) << pbxd_->Log();
+    ASSERT_EQ(ok->status, 200) << ok->raw;
+    alice.Ack2xx(*ok);
+    ASSERT_TRUE(bob.Expect("ACK")) << pbxd_->Log();
+    EXPECT_NE(std::find(prov.begin(), prov.end(), 180), prov.end());
+    // Media anchored: each phone is pointed at the PBX, never at the other phone.
+    EXPECT_NE(Body(*ok).find("c=IN IP4 127.0.0.1"), std::string::npos) << Body(*ok);
+    EXPECT_EQ(Body(*ok).find("m=audio 9078 "), std::string::npos) << Body(*ok);
+    EXPECT_EQ(Body(*inv).find("m=audio 7078 "), std::string::npos) << Body(*inv);
+    EXPECT_NE(Body(*inv).find("m=audio 4"), std::string::npos) << Body(*inv);
+  }
+
+  test::TempDir dir_;
+  std::unique_ptr<test::Process> pbxd_;
+  uint16_t sip_port_ = 0;
+};
+
+TEST_F(SipCallsTest, AnsweredCallHungUpByCallerWritesCdr) {
+  auto alice = Register("2001", "127.0.0.11");
+  auto bob = Register("2002", "127.0.0.12");
+  ASSERT_NO_FATAL_FAILURE(Connect(*alice, *bob));
+  // Caller ID from the extension record, not from what the phone put in From.
+  EXPECT_NE(bob->invite.Header("From").find("\"Alice\" <sip:2001@"), std::string::npos)
+      << bob->invite.Header("From");
+  json calls = PbxctlJson({"calls"});
+  ASSERT_EQ(calls["calls"].size(), 1u) << calls.dump();
+  EXPECT_EQ(calls["calls"][0]["state"], "talking");
+  EXPECT_EQ(calls["relays"], 1);
+  std::this_thread::sleep_for(1100ms);  // a billable second
+
+  alice->ua->SendRaw(alice->InDialog("BYE", ++alice->cseq));
+  std::optional<SipResponse> bye = bob->Expect("BYE");
+  ASSERT_TRUE(bye) << pbxd_->Log();
+  bob->ua->Respond(*bye, 200, "OK");
+  std::optional<SipResponse> ok = alice->ua->Receive();
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+
+  json cdr = Cdrs(1);
+  ASSERT_EQ(cdr.size(), 1u) << cdr.dump();
+  EXPECT_EQ(cdr[0]["status"], "answered");
+  EXPECT_EQ(cdr[0]["caller"], "2001");
+  EXPECT_EQ(cdr[0]["caller_name"], "Alice");
+  EXPECT_EQ(cdr[0]["callee"], "2002");
+  EXPECT_EQ(cdr[0]["type"], "internal");
+  EXPECT_EQ(cdr[0]["hangup_side"], "caller");
+  EXPECT_GE(cdr[0]["billable"].get<int>(), 1);
+  EXPECT_EQ(Relays(), 0);
+  EXPECT_EQ(PbxctlJson({"calls"})["calls"].size(), 0u);
+}
+
+TEST_F(SipCallsTest, CalleeHangsUpAndReinviteHoldIsPassedThrough) {
+  auto alice = Register("2001", "127.0.0.21");
+  auto bob = Register("2002", "127.0.0.22");
+  ASSERT_NO_FATAL_FAILURE(Connect(*alice, *bob));
+
+  // Alice puts Bob on hold: the re-INVITE reaches Bob with a=sendonly, anchored again.
+  std::string hold = Sdp(alice->ua->local_ip(), 7078);
+  hold.replace(hold.find("a=sendrecv"), 10, "a=sendonly");
+  alice->ua->SendRaw(alice->InDialog("INVITE", ++alice->cseq, hold));
+  std::optional<SipResponse> re = bob->Expect("INVITE");
+  ASSERT_TRUE(re) << pbxd_->Log();
+  EXPECT_NE(Body(*re).find("a=sendonly"), std::string::npos) << Body(*re);
+  EXPECT_EQ(Body(*re).find("m=audio 7078 "), std::string::npos) << Body(*re);
+  std::string held = Sdp(bob->ua->local_ip(), 9078);
+  held.replace(held.find("a=sendrecv"), 10, "a=recvonly");
+  bob->ua->Respond(*re, 200, "OK", "", bob->ContactHeader(), held);
+  std::optional<SipResponse> ok = alice->Final();
+  ASSERT_TRUE(ok) << pbxd_->Log();
+  EXPECT_EQ(ok->status, 200);
+  EXPECT_NE(Body(*ok).find("a=recvonly"), std::string::npos) << Body(*ok);
+  alice->ua->SendRaw(alice->InDialog("ACK", alice->cseq));
+
+  // Bob hangs up: a BYE in Bob's dialog (his From is the PBX's To).
+  std::string bye = fmt::format(
+      "BYE {} SIP/2.0\r\nVia: SIP/2.0/UDP {}:{};branch=z9hG4bKbye1;rport\r\nMax-Forwards: 70\r\n"
+      "From: <sip:2002@{}>;tag={}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\n"
+      "Content-Length: 0\r\n\r\n",
+      bob->remote_target, bob->ua->local_ip(), bob->ua->local_port(), bob->server, bob->local_tag,
+      bob->invite.Header("From"), bob->call_id);
+  bob->ua->SendRaw(bye);
+  std::optional<SipResponse> bye_ok = bob->ua->Receive();
+  ASSERT_TRUE(bye_ok);
+  EXPECT_EQ(bye_ok->status, 200) << bye_ok->raw;
+  std::optional<SipResponse> to_alice = alice->Expect("BYE");
+  ASSERT_TRUE(to_alice) << pbxd_->Log();
+  alice->ua->Respond(*to_alice, 200, "OK");
+
+  json cdr = Cdrs(1);
+  ASSERT_EQ(cdr.size(), 1u);
+  EXPECT_EQ(cdr[0]["status"], "answered");
+  EXPECT_EQ(cdr[0]["hangup_side"], "callee");
+  EXPECT_EQ(Relays(), 0);
+}
+
+TEST_F(SipCallsTest, UnknownUnregisteredAndBusyNumbers) {
+  auto alice = Register("2001", "127.0.0.31");
+  std::optional<SipResponse> r = Dial(*alice, "2999");
+  ASSERT_TRUE(r);
+  if (r->status == 100) r = alice->Final();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404) << r->raw;
+  alice->AckError(*r, "2999");
+
+  r = Dial(*alice, "2002");  // exists, not registered
+  if (r && r->status == 100) r = alice->Final();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 480) << r->raw;
+  alice->AckError(*r, "2002");
+
+  // Carol (call waiting off) talks to Bob; Alice calling Carol gets 486.
+  auto bob = Register("2002", "127.0.0.32");
+  auto carol = Register("2003", "127.0.0.33");
+  ASSERT_NO_FATAL_FAILURE(Connect(*bob, *carol));
+  r = Dial(*alice, "2003");
+  if (r && r->status == 100) r = alice->Final();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 486) << r->raw;
+  alice->AckError(*r, "2003");
+  EXPECT_EQ(Relays(), 1);  // Bob and Carol's call only
+
+  bob->ua->SendRaw(bob->InDialog("BYE", ++bob->cseq));
+  std::optional<SipResponse> bye = carol->Expect("BYE");
+  ASSERT_TRUE(bye);
+  carol->ua->Respond(*bye, 200, "OK");
+  EXPECT_TRUE(test::WaitFor([&] { return Relays() == 0; }, 3s));
+
+  // Each attempt that passed authentication left a CDR, the refused ones too.
+  json cdr = Cdrs(4);
+  ASSERT_EQ(cdr.size(), 4u) << cdr.dump();
+  EXPECT_EQ(cdr[0]["status"], "failed");
+  EXPECT_EQ(cdr[0]["callee"], "2999");
+  EXPECT_EQ(cdr[1]["status"], "failed");
+  EXPECT_EQ(cdr[1]["cause"], "not registered");
+  EXPECT_EQ(cdr[2]["status"], "answered");  // Bob and Carol (it started before Alice's)
+  EXPECT_EQ(cdr[3]["status"], "busy");
+  EXPECT_EQ(cdr[3]["final_callee"], "2003");
+}
+
+TEST_F(SipCallsTest, CancelBeforeAnswerAndNoAnswerTimeout) {
+  auto alice = Register("2001", "127.0.0.41");
+  auto bob = Register("2002", "127.0.0.42");
+  ASSERT_TRUE(Dial(*alice, "2002"));
+  std::optional<SipResponse> inv = bob->Expect("INVITE");
+  ASSERT_TRUE(inv) << pbxd_->Log();
+  bob->TakeInvite(*inv);
+  bob->ua->Respond(*inv, 180, "Ringing", bob->local_tag, bob->ContactHeader());
+  // Alice cancels: same branch and CSeq number as her INVITE.
+  alice->ua->SendRaw(fmt::format(
+      "CANCEL sip:2002@{srv} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:{port};branch={br};rport\r\n"
+      "Max-Forwards: 70\r\nFrom: \"Someone\" <sip:2001@{srv}>;tag={tag}\r\nTo: <sip:2002@{srv}>\r\n"
+      "Call-ID: {cid}\r\nCSeq: {cseq} CANCEL\r\nContent-Length: 0\r\n\r\n",
+      fmt::arg("srv", alice->server), fmt::arg("ip", alice->ua->local_ip()),
+      fmt::arg("port", alice->ua->local_port()), fmt::arg("br", alice->invite_branch),
+      fmt::arg("tag", alice->local_tag), fmt::arg("cid", alice->call_id),
+      fmt::arg("cseq", alice->cseq)));
+  std::optional<SipResponse> cancel = bob->Expect("CANCEL");
+  ASSERT_TRUE(cancel) << pbxd_->Log();
+  bob->ua->Respond(*cancel, 200, "OK");
+  bob->ua->Respond(*inv, 487, "Request Terminated", bob->local_tag);
+  std::optional<SipResponse> fin = alice->Final();
+  ASSERT_TRUE(fin);
+  if (fin->status == 200) fin = alice->Final();  // the 200 to the CANCEL comes first
+  ASSERT_TRUE(fin);
+  EXPECT_EQ(fin->status, 487) << fin->raw;
+  alice->AckError(*fin, "2002");
+
+  // No answer: Bob rings past the 3 s ring timeout; Alice gets 480, Bob a CANCEL.
+  ASSERT_TRUE(Dial(*alice, "2002"));
+  inv = bob->Expect("INVITE");
+  ASSERT_TRUE(inv);
+  bob->TakeInvite(*inv);
+  bob->ua->Respond(*inv, 180, "Ringing", bob->local_tag, bob->ContactHeader());
+  cancel = bob->Expect("CANCEL", 6s);
+  ASSERT_TRUE(cancel) << pbxd_->Log();
+  bob->ua->Respond(*cancel, 200, "OK");
+  bob->ua->Respond(*inv, 487, "Request Terminated", bob->local_tag);
+  fin = alice->Final();
+  ASSERT_TRUE(fin);
+  EXPECT_EQ(fin->status, 480) << fin->raw;
+  alice->AckError(*fin, "2002");
+
+  json cdr = Cdrs(2);
+  ASSERT_EQ(cdr.size(), 2u) << cdr.dump();
+  EXPECT_EQ(cdr[0]["status"], "cancelled");
+  EXPECT_EQ(cdr[1]["status"], "no_answer");
+  EXPECT_EQ(cdr[1]["billable"], 0);
+  EXPECT_EQ(Relays(), 0);
+}
+
+TEST_F(SipCallsTest, WrongDigestAndMalformedInviteMakeNoCall) {
+  auto alice = Register("2001", "127.0.0.51");
+  auto bob = Register("2002", "127.0.0.52");
+  // A wrong password: 403, counted toward the ban (loopback is private, so not banned).
+  std::optional<SipResponse> r = alice->Call("2002", "wrong-password", Sdp("127.0.0.51", 7078));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403) << r->raw;
+  alice->AckError(*r, "2002");
+  EXPECT_NE(pbxd_->Log().find("wrong password for 2001"), std::string::npos);
+
+  // Broken SDP: 400, and Bob never rings.
+  r = alice->Call("2002", kPassword, "v=0\r\nthis is not SDP\r\n");
+  if (r && r->status == 100) r = alice->Final();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->raw;
+  alice->AckError(*r, "2002");
+  // No codec we relay: 488.
+  std::string g729 = Sdp("127.0.0.51", 7078);
+  g729.replace(g729.find("RTP/AVP 0 8 101"), 15, "RTP/AVP 18");
+  r = alice->Call("2002", kPassword, g729);
+  if (r && r->status == 100) r = alice->Final();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 488) << r->raw;
+  alice->AckError(*r, "2002");
+  // No From tag: 400 before authentication.
+  alice->ua->SendRaw(fmt::format(
+      "INVITE sip:2002@{0} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.51:{1};branch=z9hG4bKbad\r\n"
+      "From: <sip:2001@{0}>\r\nTo: <sip:2002@{0}>\r\nCall-ID: bad1\r\nCSeq: 1 INVITE\r\n"
+      "Contact: <sip:2001@127.0.0.51:{1}>\r\nContent-Length: 0\r\n\r\n",
+      alice->server, alice->ua->local_port()));
+  r = alice->ua->Receive();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->raw;
+
+  EXPECT_FALSE(bob->Expect("INVITE", 500ms));
+  EXPECT_EQ(Relays(), 0);
+  // Only the 488 was a call attempt (authenticated, well formed); it left a failed CDR.
+  json cdr = Cdrs(1);
+  ASSERT_EQ(cdr.size(), 1u) << cdr.dump();
+  EXPECT_EQ(cdr[0]["status"], "failed");
+  EXPECT_EQ(cdr[0]["cause"], "no common codec");
+}
+
+}  // namespace
+}  // namespace pbx

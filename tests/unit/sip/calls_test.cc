@@ -1,0 +1,129 @@
+// The B2BUA's pure parts: dial-string resolution, and the call records it stores (the
+// runtime record of a call in progress, the CDR and its time-range query).
+#include <gtest/gtest.h>
+
+#include "replication/store/repos.h"
+#include "sip/calls/dial.h"
+#include "tests/unit/store/store_test_util.h"
+
+namespace pbx::sip {
+namespace {
+
+using store::Cdr;
+using store::CdrQuery;
+using store::CdrRepo;
+
+bool Known(const std::string& n) { return n == "2001" || n == "*97"; }
+
+TEST(DialTest, ExtensionsUnknownNumbersAndGarbage) {
+  DialTarget t = ResolveDial("2001", Known);
+  EXPECT_EQ(t.kind, DialTarget::Kind::kExtension);
+  EXPECT_EQ(t.number, "2001");
+  t = ResolveDial("20-01", Known);  // separators are dropped
+  EXPECT_EQ(t.kind, DialTarget::Kind::kExtension);
+  EXPECT_EQ(t.number, "2001");
+  t = ResolveDial("*97", Known);
+  EXPECT_EQ(t.kind, DialTarget::Kind::kExtension);
+  t = ResolveDial("2999", Known);
+  EXPECT_EQ(t.kind, DialTarget::Kind::kNotFound);
+  EXPECT_EQ(t.number, "2999");
+  EXPECT_EQ(ResolveDial("", Known).kind, DialTarget::Kind::kInvalid);
+  EXPECT_EQ(ResolveDial("alice", Known).kind, DialTarget::Kind::kInvalid);
+  EXPECT_EQ(ResolveDial("20%01", Known).kind, DialTarget::Kind::kInvalid);
+  EXPECT_EQ(ResolveDial(std::string(33, '1'), Known).kind, DialTarget::Kind::kInvalid);
+  EXPECT_EQ(ResolveDial(std::string(32, '1'), Known).kind, DialTarget::Kind::kNotFound);
+}
+
+Cdr MakeCdr(uint64_t id, int64_t start_ms, const std::string& caller, const std::string& type) {
+  Cdr c;
+  c.id = id;
+  c.start_unix_ms = start_ms;
+  c.answer_unix_ms = start_ms + 2000;
+  c.end_unix_ms = start_ms + 62000;
+  c.caller = caller;
+  c.caller_name = "Alice";
+  c.callee = "2002";
+  c.final_callee = "2002";
+  c.duration_seconds = 62;
+  c.billable_seconds = 60;
+  c.type = type;
+  c.status = "answered";
+  c.cause = "caller hung up";
+  c.hangup_side = "caller";
+  return c;
+}
+
+TEST(CdrRepoTest, RoundTripAndTimeRangeQuery) {
+  store::MemStoreFactory factory;
+  std::unique_ptr<store::StateStore> db = factory.Open();
+  store::WriteSet w;
+  // Out of order on purpose: the key, not the write order, sorts them.
+  CdrRepo::Append(MakeCdr(3, 1'700'000'300'000, "2001", "internal"), w);
+  CdrRepo::Append(MakeCdr(1, 1'700'000'100'000, "2001", "internal"), w);
+  CdrRepo::Append(MakeCdr(2, 1'700'000'200'000, "2003", "outbound"), w);
+  CdrRepo::Append(MakeCdr(4, 1'800'000'000'000, "2001", "internal"), w);
+  ASSERT_TRUE(db->Commit(w, store::Durability::kAsync).ok());
+  CdrRepo repo(*db);
+
+  CdrQuery all;
+  all.limit = 0;
+  auto rows = repo.Query(all);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(rows->size(), 4u);
+  EXPECT_EQ((*rows)[0], MakeCdr(1, 1'700'000'100'000, "2001", "internal"));
+  EXPECT_EQ((*rows)[3].id, 4u);
+
+  CdrQuery range;
+  range.from_unix_ms = 1'700'000'150'000;
+  range.to_unix_ms = 1'700'000'300'000;  // exclusive
+  rows = repo.Query(range);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].id, 2u);
+
+  CdrQuery filtered;
+  filtered.caller = "2001";
+  filtered.type = "internal";
+  filtered.limit = 2;
+  rows = repo.Query(filtered);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].id, 1u);
+  EXPECT_EQ((*rows)[1].id, 3u);
+}
+
+TEST(ActiveCallRepoTest, PutListDelete) {
+  store::MemStoreFactory factory;
+  std::unique_ptr<store::StateStore> db = factory.Open();
+  store::ActiveCall c;
+  c.id = 7;
+  c.caller = "2001";
+  c.callee = "2002";
+  c.a = {"a-call",
+         "ours",
+         "theirs",
+         "<sip:2002@pbx>",
+         "<sip:2001@pbx>",
+         "sip:2001@10.0.0.5",
+         "sip:10.0.0.5:5060;transport=udp",
+         1,
+         3};
+  c.b.call_id = "b-call";
+  c.a_port = 10000;
+  c.b_port = 10002;
+  c.offer = "v=0\r\n";
+  store::WriteSet w;
+  store::ActiveCallRepo::Put(c, w);
+  ASSERT_TRUE(db->Commit(w, store::Durability::kAsync).ok());
+  auto all = store::ActiveCallRepo(*db).List();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0], c);
+  store::WriteSet d;
+  store::ActiveCallRepo::Delete(7, d);
+  ASSERT_TRUE(db->Commit(d, store::Durability::kAsync).ok());
+  EXPECT_TRUE(store::ActiveCallRepo(*db).List()->empty());
+}
+
+}  // namespace
+}  // namespace pbx::sip
