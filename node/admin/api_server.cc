@@ -112,7 +112,7 @@ class ApiServerImpl final : public ApiServer {
   const std::function<NodeStatus()> status_;
   const ClusterOps cluster_ops_;
   LoginGuard login_guard_;
-  PasswordHash dummy_hash_;  // verified against when the user does not exist (equal timing)
+  PasswordHash absent_user_hash_;  // verified against when the user does not exist (equal timing)
 
   std::unique_ptr<httplib::SSLServer> server_;
   std::unique_ptr<ServerThread> https_;
@@ -215,7 +215,7 @@ std::optional<ApiServerImpl::Granted> ApiServerImpl::PasswordLogin(const Request
       if (ha1.ok() && ConstantTimeEquals(*ha1, ext->ha1_sha256)) role = store::Role::kExtension;
     } else {
       // Spend the same time as for a real account, so timing does not reveal user names.
-      (void)VerifyPassword(password, dummy_hash_);
+      (void)VerifyPassword(password, absent_user_hash_);
     }
   }
 
@@ -557,7 +557,7 @@ Status ApiServerImpl::Init() {
   if (options_.token_ttl_seconds < 1) {
     return Status::InvalidArgument("ApiOptions.token_ttl_seconds must be >= 1");
   }
-  PBX_ASSIGN_OR_RETURN(dummy_hash_, HashPassword("no such user"));
+  PBX_ASSIGN_OR_RETURN(absent_user_hash_, HashPassword("no such user"));
 
   server_ =
       std::make_unique<httplib::SSLServer>(options_.cert_file.c_str(), options_.key_file.c_str());

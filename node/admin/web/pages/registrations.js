@@ -2,9 +2,9 @@
 // show them.
 import { h, table } from '../ui.js';
 
-// "ok 12 ms", "no answer" or "not yet" for a contact's last qualify OPTIONS.
+// "ok 12 ms", "no answer" or "unchecked" for a contact's last qualify OPTIONS.
 export function qualify(r) {
-  if (!r.qualify_unix) return h('span.muted', {}, 'not yet');
+  if (!r.qualify_unix) return h('span.muted', {}, 'unchecked');
   return r.qualify_ok ? h('span.ok', {}, `ok ${r.qualify_rtt_ms} ms`) : h('span.bad', {}, 'no answer');
 }
 

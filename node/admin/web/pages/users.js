@@ -41,7 +41,7 @@ export async function render({ me }) {
   function row(u) {
     const role = field('', 'role', { options: ROLES, value: u.role }).querySelector('select');
     role.addEventListener('change', () => change(u, { role: role.value }, `Make ${u.name} ${role.value}?`));
-    const pw = h('input', { type: 'password', placeholder: 'new password', autocomplete: 'new-password' });
+    const pw = h('input', { type: 'password', autocomplete: 'new-password' });
     return h('tr', { 'data-user': u.name }, h('td', {}, u.name), h('td', {}, role), h('td', {}, when(u.created_unix)),
       h('td.actions', {}, pw,
         h('button.secondary', { on: { click: () => change(u, { password: pw.value }) } }, 'Set password'),
