@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <ctime>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string_view>
@@ -264,6 +265,33 @@ std::string FormatCluster(const json& s, const json& c, int64_t now_unix) {
   return out + "\n" + KeyValueLines(rows);
 }
 
+enum class Verb { kGet, kPost, kDelete };
+
+// The one shape of a command: a request to the API, then its reply printed as JSON under
+// --json (when there is one), else as `text` renders it.
+int Request(const GlobalOptions& g, Verb verb, const std::string& path, const json& body,
+            const std::function<std::string(const json&)>& text, std::ostream& out,
+            std::ostream& err) {
+  Connection c = Connect(g, err);
+  if (!c.client) return c.exit_code;
+  Result<json> reply = verb == Verb::kGet    ? c.client->Get(path)
+                       : verb == Verb::kPost ? c.client->Post(path, body)
+                                             : c.client->Delete(path);
+  if (!reply.ok()) return Fail(err, reply.status());
+  if (g.json && !reply->is_null()) {
+    PrintJson(out, *reply);
+  } else {
+    out << text(*reply);
+  }
+  return kExitOk;
+}
+
+// The list under `key` of a reply, or an empty one.
+const json& ListOf(const json& reply, const char* key) {
+  static const json kEmpty = json::array();
+  return reply.is_object() && reply.contains(key) && reply[key].is_array() ? reply[key] : kEmpty;
+}
+
 }  // namespace
 
 std::string FormatStatus(const json& s, int64_t now_unix) {
@@ -347,46 +375,22 @@ std::string FormatExtension(const json& ext) {
 }
 
 int RunStatus(const GlobalOptions& g, std::ostream& out, std::ostream& err) {
-  Connection c = Connect(g, err);
-  if (!c.client) return c.exit_code;
-  Result<json> status = c.client->Get("/api/v1/status");
-  if (!status.ok()) return Fail(err, status.status());
-  if (g.json) {
-    PrintJson(out, *status);
-  } else {
-    out << FormatStatus(*status, static_cast<int64_t>(std::time(nullptr)));
-  }
-  return kExitOk;
+  return Request(
+      g, Verb::kGet, "/api/v1/status", {},
+      [](const json& s) { return FormatStatus(s, static_cast<int64_t>(std::time(nullptr))); }, out,
+      err);
 }
 
 int RunExtList(const GlobalOptions& g, std::ostream& out, std::ostream& err) {
-  Connection c = Connect(g, err);
-  if (!c.client) return c.exit_code;
-  Result<json> reply = c.client->Get("/api/v1/extensions");
-  if (!reply.ok()) return Fail(err, reply.status());
-  if (g.json) {
-    PrintJson(out, *reply);
-    return kExitOk;
-  }
-  const json& list =
-      reply->is_object() && reply->contains("extensions") ? (*reply)["extensions"] : json::array();
-  out << FormatExtensionTable(list);
-  return kExitOk;
+  return Request(
+      g, Verb::kGet, "/api/v1/extensions", {},
+      [](const json& r) { return FormatExtensionTable(ListOf(r, "extensions")); }, out, err);
 }
 
 int RunExtShow(const GlobalOptions& g, const std::string& number, std::ostream& out,
                std::ostream& err) {
   if (!CheckNumber(number, err)) return kExitUsage;
-  Connection c = Connect(g, err);
-  if (!c.client) return c.exit_code;
-  Result<json> ext = c.client->Get("/api/v1/extensions/" + number);
-  if (!ext.ok()) return Fail(err, ext.status());
-  if (g.json) {
-    PrintJson(out, *ext);
-  } else {
-    out << FormatExtension(*ext);
-  }
-  return kExitOk;
+  return Request(g, Verb::kGet, "/api/v1/extensions/" + number, {}, FormatExtension, out, err);
 }
 
 int RunExtAdd(const GlobalOptions& g, const ExtAddOptions& add, std::ostream& out,
@@ -432,12 +436,9 @@ int RunExtAdd(const GlobalOptions& g, const ExtAddOptions& add, std::ostream& ou
 int RunExtDel(const GlobalOptions& g, const std::string& number, std::ostream& out,
               std::ostream& err) {
   if (!CheckNumber(number, err)) return kExitUsage;
-  Connection c = Connect(g, err);
-  if (!c.client) return c.exit_code;
-  Result<json> reply = c.client->Delete("/api/v1/extensions/" + number);
-  if (!reply.ok()) return Fail(err, reply.status());
-  out << "deleted extension " << number << '\n';
-  return kExitOk;
+  return Request(
+      g, Verb::kDelete, "/api/v1/extensions/" + number, {},
+      [&](const json&) { return "deleted extension " + number + "\n"; }, out, err);
 }
 
 namespace {
@@ -445,18 +446,10 @@ namespace {
 int ListCommand(const GlobalOptions& g, const std::string& path, const char* key,
                 const std::vector<std::pair<const char*, const char*>>& columns, std::ostream& out,
                 std::ostream& err) {
-  Connection c = Connect(g, err);
-  if (!c.client) return c.exit_code;
-  Result<json> reply = c.client->Get(path);
-  if (!reply.ok()) return Fail(err, reply.status());
-  if (g.json) {
-    PrintJson(out, *reply);
-    return kExitOk;
-  }
-  std::vector<std::vector<std::string>> rows(1);
-  for (const auto& [field, heading] : columns) rows[0].push_back(heading);
-  if (reply->is_object() && reply->contains(key) && (*reply)[key].is_array()) {
-    for (const json& item : (*reply)[key]) {
+  auto table = [&](const json& reply) {
+    std::vector<std::vector<std::string>> rows(1);
+    for (const auto& [field, heading] : columns) rows[0].push_back(heading);
+    for (const json& item : ListOf(reply, key)) {
       std::vector<std::string> row;
       for (const auto& [field, heading] : columns) {
         // "a.b": field b of object a (a trunk's status.state).
@@ -470,9 +463,9 @@ int ListCommand(const GlobalOptions& g, const std::string& path, const char* key
       }
       rows.push_back(std::move(row));
     }
-  }
-  out << ColumnTable(rows);
-  return kExitOk;
+    return ColumnTable(rows);
+  };
+  return Request(g, Verb::kGet, path, {}, table, out, err);
 }
 }  // namespace
 
@@ -544,35 +537,32 @@ int RunBanDel(const GlobalOptions& g, const std::string& ip, std::ostream& out, 
     err << "pbxctl: '" << ip << "' is not an IP address\n";
     return kExitUsage;
   }
-  Connection c = Connect(g, err);
-  if (!c.client) return c.exit_code;
-  Result<json> reply = c.client->Delete("/api/v1/bans/" + ip);
-  if (!reply.ok()) return Fail(err, reply.status());
-  out << "lifted the ban of " << ip << '\n';
-  return kExitOk;
+  return Request(
+      g, Verb::kDelete, "/api/v1/bans/" + ip, {},
+      [&](const json&) { return "lifted the ban of " + ip + "\n"; }, out, err);
 }
 
 int RunSwitchover(const GlobalOptions& g, std::ostream& out, std::ostream& err) {
-  Connection c = Connect(g, err);
-  if (!c.client) return c.exit_code;
-  Result<json> reply = c.client->Post("/api/v1/cluster/switchover", json::object());
-  if (!reply.ok()) return Fail(err, reply.status());
-  out << "switchover started: the standby takes over once it has every write; watch "
-         "'pbxctl status'\n";
-  return kExitOk;
+  return Request(
+      g, Verb::kPost, "/api/v1/cluster/switchover", json::object(),
+      [](const json&) {
+        return "switchover started: the standby takes over once it has every write; watch "
+               "'pbxctl status'\n";
+      },
+      out, err);
 }
 
 int RunMaintenance(const GlobalOptions& g, bool on, bool force, std::ostream& out,
                    std::ostream& err) {
-  Connection c = Connect(g, err);
-  if (!c.client) return c.exit_code;
   json body = {{"on", on}};
   if (force) body["force"] = true;
-  Result<json> reply = c.client->Post("/api/v1/cluster/maintenance", body);
-  if (!reply.ok()) return Fail(err, reply.status());
-  out << (on ? "maintenance on: this node leaves service\n"
-             : "maintenance off: this node rejoins the pair\n");
-  return kExitOk;
+  return Request(
+      g, Verb::kPost, "/api/v1/cluster/maintenance", body,
+      [&](const json&) {
+        return on ? "maintenance on: this node leaves service\n"
+                  : "maintenance off: this node rejoins the pair\n";
+      },
+      out, err);
 }
 
 int RunTrunkList(const GlobalOptions& g, std::ostream& out, std::ostream& err) {
@@ -602,16 +592,9 @@ int RunTrunkAdd(const GlobalOptions& g, const TrunkAddOptions& add, std::ostream
     json v = json::parse(value, nullptr, /*allow_exceptions=*/false);
     body[kv.substr(0, eq)] = v.is_discarded() || v.is_object() ? json(value) : v;
   }
-  Connection c = Connect(g, err);
-  if (!c.client) return c.exit_code;
-  Result<json> created = c.client->Post("/api/v1/trunks", body);
-  if (!created.ok()) return Fail(err, created.status());
-  if (g.json) {
-    PrintJson(out, *created);
-  } else {
-    out << "created trunk " << add.name << '\n';
-  }
-  return kExitOk;
+  return Request(
+      g, Verb::kPost, "/api/v1/trunks", body,
+      [&](const json&) { return "created trunk " + add.name + "\n"; }, out, err);
 }
 
 namespace {
@@ -626,12 +609,9 @@ int DeleteCommand(const GlobalOptions& g, const std::string& path, const std::st
     err << "pbxctl: '" << key << "' is not a valid name\n";
     return kExitUsage;
   }
-  Connection c = Connect(g, err);
-  if (!c.client) return c.exit_code;
-  Result<json> reply = c.client->Delete(path + "/" + key);
-  if (!reply.ok()) return Fail(err, reply.status());
-  out << "deleted " << what << ' ' << key << '\n';
-  return kExitOk;
+  return Request(
+      g, Verb::kDelete, path + "/" + key, {},
+      [&](const json&) { return "deleted " + what + " " + key + "\n"; }, out, err);
 }
 }  // namespace
 
@@ -664,17 +644,13 @@ int RunRouteList(const GlobalOptions& g, const std::string& kind, std::ostream& 
                  std::ostream& err) {
   std::string path = DialPlanPath(kind, err);
   if (path.empty()) return kExitUsage;
-  Connection c = Connect(g, err);
-  if (!c.client) return c.exit_code;
-  Result<json> reply = c.client->Get(path);
-  if (!reply.ok()) return Fail(err, reply.status());
-  if (g.json) {
-    PrintJson(out, *reply);
-    return kExitOk;
-  }
   // One line per record: its JSON, compact (the records are nested; --json for scripts).
-  for (const json& item : reply->value("items", json::array())) out << item.dump() << '\n';
-  return kExitOk;
+  auto lines = [](const json& reply) {
+    std::string text;
+    for (const json& item : ListOf(reply, "items")) text += item.dump() + "\n";
+    return text;
+  };
+  return Request(g, Verb::kGet, path, {}, lines, out, err);
 }
 
 int RunRouteAdd(const GlobalOptions& g, const std::string& kind, const std::string& body,
@@ -686,16 +662,10 @@ int RunRouteAdd(const GlobalOptions& g, const std::string& kind, const std::stri
     err << "pbxctl: the record must be a JSON object\n";
     return kExitUsage;
   }
-  Connection c = Connect(g, err);
-  if (!c.client) return c.exit_code;
-  Result<json> created = c.client->Post(path, j);
-  if (!created.ok()) return Fail(err, created.status());
-  if (g.json) {
-    PrintJson(out, *created);
-  } else {
-    out << "created " << kind << ' ' << created->dump() << '\n';
-  }
-  return kExitOk;
+  return Request(
+      g, Verb::kPost, path, j,
+      [&](const json& created) { return "created " + kind + " " + created.dump() + "\n"; }, out,
+      err);
 }
 
 int RunRouteDel(const GlobalOptions& g, const std::string& kind, const std::string& key,
