@@ -11,6 +11,7 @@
 #include "replication/store/repos.h"
 #include "replication/store/state_store.h"
 #include "sip/registrar/digest.h"
+#include "sip/trunk/carrier_auth.h"
 #include "sip/stack.h"
 #include "sip/store_writer.h"
 
@@ -42,13 +43,7 @@ class TrunkClient {
  private:
   // The carrier's last digest challenge: refreshes answer it ahead (nc + 1), as phones do,
   // so a refresh is one REGISTER and the carrier sees CSeq + 1; a stale nonce costs a 401.
-  struct Challenge {
-    bool valid = false;
-    bool proxy = false;  // 407 / Proxy-Authorization
-    DigestAlgorithm algorithm = DigestAlgorithm::kMd5;
-    std::string realm, nonce, opaque, qop;
-    uint32_t nc = 0;
-  };
+  using Challenge = CarrierChallenge;
   struct Line {
     store::Trunk trunk;
     store::TrunkState state;
@@ -71,7 +66,10 @@ class TrunkClient {
   // refused it.
   bool Send(const Line& line, Kind kind, msg_t* msg);
   bool InFlight(const std::string& name, Kind kind) const;
-  void SendRegister(Line& line, bool fresh_call_id);
+  // `unregister`: Expires: 0 (same Call-ID, CSeq + 1), for a trunk deleted or disabled.
+  void SendRegister(Line& line, bool fresh_call_id, bool unregister = false);
+  // A registered trunk that is going away says so to its carrier first. Serving node only.
+  void Unregister(Line& line);
   std::string Authorization(Line& line);
   void OnRegisterReply(const std::string& name, int status, const sip_t* reply);
   void SendQualify(Line& line, int64_t now_ms);
