@@ -218,7 +218,10 @@ void TrunkClient::SendRegister(Line& line, bool fresh_call_id, bool unregister) 
   std::string cseq = fmt::format("{} REGISTER", s.cseq);
   std::string expires = unregister ? "0" : std::to_string(t.expiry);
   std::string contact;
-  if (const sip_contact_t* m = nta_agent_contact(stack_.agent()); m && m->m_url->url_host) {
+  if (!contact_host_.empty()) {
+    contact = fmt::format("<sip:{}@{}>", t.username, HostPort(contact_host_, contact_port_));
+    if (t.transport != "udp") contact.insert(contact.size() - 1, ";transport=" + t.transport);
+  } else if (const sip_contact_t* m = nta_agent_contact(stack_.agent()); m && m->m_url->url_host) {
     contact =
         fmt::format("<sip:{}@{}{}{}>", t.username, m->m_url->url_host,
                     m->m_url->url_port ? ":" : "", m->m_url->url_port ? m->m_url->url_port : "");

@@ -11,9 +11,9 @@
 #include "replication/store/repos.h"
 #include "replication/store/state_store.h"
 #include "sip/registrar/digest.h"
-#include "sip/trunk/carrier_auth.h"
 #include "sip/stack.h"
 #include "sip/store_writer.h"
+#include "sip/trunk/carrier_auth.h"
 
 // The carrier side of SIP trunks (FEATURES.md §5.3): REGISTER with digest for register
 // trunks, and the OPTIONS health check for every trunk. The Call-ID and CSeq of each
@@ -33,6 +33,13 @@ class TrunkClient {
   TrunkClient(const TrunkClient&) = delete;
   TrunkClient& operator=(const TrunkClient&) = delete;
 
+  // The address in the Contact of every REGISTER, the one calls use (the VIP when
+  // clustered, so the carrier reaches whichever node is active). Unset: the agent's own.
+  // Before Init.
+  void set_contact(std::string host, uint16_t port) {
+    contact_host_ = std::move(host);
+    contact_port_ = port;
+  }
   // Loads trunks and their state, subscribes to the feed, starts the tick. Signalling thread.
   Status Init();
   // Cancels the feed and the timer. Signalling thread; before the stack stops.
@@ -89,6 +96,8 @@ class TrunkClient {
   StoreWriter& writer_;
   std::function<bool()> serving_;
   bool was_serving_ = false;
+  std::string contact_host_;
+  uint16_t contact_port_ = 0;
   std::map<std::string, Line> lines_;
   // In-flight transactions: the trunk and what they are.
   std::map<nta_outgoing_t*, std::pair<std::string, Kind>> in_flight_;
