@@ -98,16 +98,6 @@ std::string Unquoted(const char* display) {
   return out;
 }
 
-// Quotes a display name for a From header.
-std::string Quoted(const std::string& name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (c != '\r' && c != '\n') out += c;
-  }
-  return out + "\"";
-}
-
 thread_local std::mt19937_64 rng{std::random_device{}()};
 
 }  // namespace

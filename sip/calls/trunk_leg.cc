@@ -40,6 +40,8 @@ std::string Bracketed(const std::string& host) {
   return host.find(':') != std::string::npos && host.front() != '[' ? "[" + host + "]" : host;
 }
 
+}  // namespace
+
 std::string Quoted(const std::string& name) {
   std::string out = "\"";
   for (char c : name) {
@@ -48,8 +50,6 @@ std::string Quoted(const std::string& name) {
   }
   return out + "\"";
 }
-
-}  // namespace
 
 Status TrunkDirectory::Init() {
   // Subscribe first, then load: a change in between is applied twice, never lost. Any

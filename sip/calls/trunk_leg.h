@@ -50,6 +50,9 @@ class TrunkDirectory {
   std::vector<store::Subscription> subscriptions_;
 };
 
+// A display name quoted for a From header (quotes and backslashes escaped, CR/LF dropped).
+std::string Quoted(const std::string& name);
+
 // How an INVITE reaches a trunk for `number` (already stripped/prepended by the route).
 struct TrunkTarget {
   std::string request_uri;  // sip:<number>@<host>[:port]

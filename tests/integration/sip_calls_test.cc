@@ -12,8 +12,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "tests/support/process.h"
 #include "tests/integration/sip_phone.h"
+#include "tests/support/process.h"
 #include "tests/support/sip_test_ua.h"
 
 namespace pbx {
@@ -76,14 +76,8 @@ class SipCallsTest : public testing::Test {
 
   // A registered phone on its own loopback address.
   std::unique_ptr<Phone> Register(const std::string& number, const std::string& ip) {
-    auto p = std::make_unique<Phone>();
-    p->number = number;
-    p->ua = std::make_unique<SipTestUa>(ip, "127.0.0.1", sip_port_);
-    p->server = fmt::format("127.0.0.1:{}", sip_port_);
-    SipTestUa::Register reg;
-    reg.user = number;
-    reg.password = kPassword;
-    std::optional<SipResponse> r = p->ua->DoRegister(reg);
+    auto p = std::make_unique<Phone>(number, ip, sip_port_);
+    std::optional<SipResponse> r = p->Register(kPassword);
     EXPECT_TRUE(r && r->status == 200) << (r ? r->raw : "no answer");
     return p;
   }

@@ -49,6 +49,22 @@ struct Phone {
   SipResponse invite;  // the INVITE this phone received (callee side)
   uint64_t branch_seq = 1;
 
+  // A phone as `number` on `ip`, talking to the server at 127.0.0.1:`server_port`.
+  Phone(std::string num, const std::string& ip, uint16_t server_port)
+      : number(std::move(num)),
+        ua(std::make_unique<SipTestUa>(ip, "127.0.0.1", server_port)),
+        server(fmt::format("127.0.0.1:{}", server_port)) {}
+
+  // REGISTER as `number` with `password` (answering one challenge); the final response.
+  std::optional<SipResponse> Register(const std::string& password,
+                                      const std::string& algorithm = "SHA-256") {
+    SipTestUa::Register reg;
+    reg.user = number;
+    reg.password = password;
+    reg.algorithm = algorithm;
+    return ua->DoRegister(reg);
+  }
+
   std::string Branch() { return fmt::format("z9hG4bK{}x{}", number, branch_seq++); }
 
   std::string InviteText(const std::string& to, const std::string& body, const std::string& auth) {

@@ -4,14 +4,13 @@
 // after strip/prepend, the caller ID, the digest answer to its 401, failover to the next
 // trunk on 503, a full trunk skipped; and inbound: DID to an extension, the blacklist, a
 // destination that does not exist yet, no route, and an unknown source still challenged.
-#include <filesystem>
-#include <fstream>
 #include <memory>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/integration/pbxd_fixture.h"
 #include "tests/integration/sip_phone.h"
 #include "tests/support/process.h"
 #include "tests/support/sip_test_ua.h"
@@ -32,29 +31,15 @@ constexpr char kPassword[] = "Trunk5-pw";
 class TrunkCallsTest : public testing::Test {
  protected:
   void SetUp() override {
-    std::string config = dir_.Sub("pbx.toml");
-    std::ofstream(config) << "[node]\nname = \"trunkcalls\"\n"
-                          << "data_dir = \"" << dir_.Sub("data") << "\"\n"
-                          << "run_dir = \"" << dir_.Sub("run") << "\"\n"
-                          << "[api]\nport = 0\n"
-                          << "[sip]\nlisten = \"127.0.0.1\"\nudp_port = 0\ntcp_port = 0\n"
-                          << "tls_port = 0\nring_timeout = 5\n"
-                          << "[demo]\nextensions = false\n";
-    pbxd_ = std::make_unique<test::Process>(std::vector<std::string>{PBXD_PATH, "--config", config},
-                                            dir_.Sub("pbxd.log"));
-    ASSERT_TRUE(test::WaitFor([&] { return std::filesystem::exists(dir_.Sub("run/ready.json")); },
-                              std::chrono::seconds(30)))
-        << pbxd_->Log();
+    pbxd_ = test::StartPbxd(dir_, "trunkcalls", /*demo_extensions=*/false);
+    ASSERT_TRUE(pbxd_) << test::ReadFile(dir_.Sub("pbxd.log"));
     json ready = json::parse(test::ReadFile(dir_.Sub("run/ready.json")));
     sip_port_ = ready["sip_udp"].get<uint16_t>();
     Ok({"ext", "add", "2001", "--name", "Alice", "--password", kPassword});
     Ok({"ext", "add", "2002", "--name", "Bob", "--password", kPassword});
   }
 
-  test::CommandResult Pbxctl(std::vector<std::string> args) {
-    args.insert(args.begin(), {PBXCTL_PATH, "--run-dir", dir_.Sub("run")});
-    return test::Run(args);
-  }
+  test::CommandResult Pbxctl(std::vector<std::string> args) { return test::Pbxctl(dir_, args); }
   void Ok(std::vector<std::string> args) {
     test::CommandResult r = Pbxctl(args);
     ASSERT_EQ(r.exit_code, 0) << args[0] << " " << args[1] << ": " << r.out << r.err;
@@ -80,10 +65,7 @@ class TrunkCallsTest : public testing::Test {
   // A carrier UA on `ip` and a peer trunk `name` pointing at it.
   std::unique_ptr<Phone> Carrier(const std::string& name, const std::string& ip,
                                  std::vector<std::string> extra = {}) {
-    auto c = std::make_unique<Phone>();
-    c->number = "0123456";
-    c->ua = std::make_unique<SipTestUa>(ip, "127.0.0.1", sip_port_);
-    c->server = fmt::format("127.0.0.1:{}", sip_port_);
+    auto c = std::make_unique<Phone>("0123456", ip, sip_port_);
     std::vector<std::string> args = {"trunk",
                                      "add",
                                      name,
@@ -101,15 +83,9 @@ class TrunkCallsTest : public testing::Test {
   }
 
   std::unique_ptr<Phone> Register(const std::string& number, const std::string& ip) {
-    auto p = std::make_unique<Phone>();
-    p->number = number;
-    p->ua = std::make_unique<SipTestUa>(ip, "127.0.0.1", sip_port_);
-    p->server = fmt::format("127.0.0.1:{}", sip_port_);
-    SipTestUa::Register reg;
-    reg.user = number;
-    reg.password = kPassword;
-    std::optional<SipResponse> r = p->ua->DoRegister(reg);
-    EXPECT_TRUE(r && r->status == 200) << (r ? r->raw : "no answer");
+    auto p = std::make_unique<Phone>(number, ip, sip_port_);
+    std::optional<SipResponse> r = p->Register(kPassword);
+    EXPECT_TRUE(r && r->status == 200) << (r ? r->raw : pbxd_->Log());
     return p;
   }
 
@@ -280,10 +256,7 @@ TEST_F(TrunkCallsTest, InboundDidBlacklistMissingDestinationAndUnknownSource) {
   EXPECT_FALSE(alice->Expect("INVITE", 300ms));
 
   // Not from a trunk's address and not an extension: challenged as before.
-  Phone stranger;
-  stranger.number = "0123456";
-  stranger.ua = std::make_unique<SipTestUa>("127.0.0.30", "127.0.0.1", sip_port_);
-  stranger.server = fmt::format("127.0.0.1:{}", sip_port_);
+  Phone stranger("0123456", "127.0.0.30", sip_port_);
   std::optional<SipResponse> r = stranger.Call("5551000", "wrong", Sdp("127.0.0.30", 8000));
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->status == 401 || r->status == 403) << r->raw;
