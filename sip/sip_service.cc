@@ -41,6 +41,7 @@ class SipServiceImpl : public SipService {
     co.no_rtp_timeout = o.no_rtp_timeout;
     calls_ = std::make_unique<B2bua>(*stack_, *registrar_, store_, *writer_, *relay_, co);
     trunks_ = std::make_unique<TrunkClient>(*stack_, store_, *writer_, serving_);
+    trunks_->set_contact(co.address, co.sip_port);  // where the B2BUA's calls are
     Status s;
     stack_->Run([&] {
       s = registrar_->Init();

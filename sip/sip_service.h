@@ -40,6 +40,7 @@ struct CallSummary {
   std::string caller;
   std::string caller_name;
   std::string callee;
+  std::string trunk;  // the trunk of a call that leaves or enters through one
   std::string state;  // "ringing" | "talking"
   int64_t start_unix = 0;
   int64_t answer_unix = 0;  // 0 while ringing

@@ -65,6 +65,7 @@ void ListCalls(const RouteContext& ctx, const Request&, Response& res) {
                         {"caller", c.caller},
                         {"caller_name", c.caller_name},
                         {"callee", c.callee},
+                        {"trunk", c.trunk},
                         {"state", c.state},
                         {"start_unix", c.start_unix},
                         {"answer_unix", c.answer_unix},

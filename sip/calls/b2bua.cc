@@ -16,6 +16,8 @@
 #include "media/sdp/sdp.h"
 #include "node/core/log.h"
 #include "sip/calls/dial.h"
+#include "sip/routing/routing.h"
+#include "sip/trunk/carrier_auth.h"
 
 namespace pbx::sip {
 namespace {
@@ -72,14 +74,28 @@ std::vector<media::Codec> AllowedCodecs(const std::vector<std::string>& names) {
   return out;
 }
 
-// Quotes a display name for a From header.
-std::string Quoted(const std::string& name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (c != '\r' && c != '\n') out += c;
+// The codecs of a call through a trunk: the trunk's list, in its order, that the caller's
+// extension allows too (none in common: only telephone-event, which the offer refuses).
+std::vector<media::Codec> TrunkCodecs(const std::vector<std::string>& caller,
+                                      const std::vector<std::string>& trunk) {
+  std::vector<media::Codec> mine = AllowedCodecs(caller);
+  std::vector<media::Codec> out;
+  for (media::Codec c : AllowedCodecs(trunk)) {
+    if (std::find(mine.begin(), mine.end(), c) != mine.end()) out.push_back(c);
   }
-  return out + "\"";
+  return out;
+}
+
+// A display name as sent, without its quotes and escapes ("" if none).
+std::string Unquoted(const char* display) {
+  std::string in = display ? display : "";
+  if (in.size() < 2 || in.front() != '"' || in.back() != '"') return in;
+  std::string out;
+  for (size_t i = 1; i + 1 < in.size(); ++i) {
+    if (in[i] == '\\' && i + 2 < in.size()) ++i;
+    out += in[i];
+  }
+  return out;
 }
 
 thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -120,7 +136,20 @@ struct B2bua::Call {
   nta_outgoing_t* re_orq = nullptr;
   Side re_from = Side::kA;
   std::string re_offer;
-  int best_status = 0;  // the most telling final response of the branches so far
+  int best_status = 0;            // the most telling final response of the branches so far
+  uint32_t max_duration = 0;      // seconds; 0: no limit (the route's time limit, else the default)
+  std::string type = "internal";  // internal | outbound | inbound (the CDR's type)
+  std::string trunk;              // the trunk of the B leg (outbound) or of A (inbound)
+  // Outbound: the route's trunks in failover order, the one tried now and its state.
+  std::vector<std::string> route_trunks;
+  size_t trunk_index = 0;
+  std::string caller_cli;         // the extension's outbound CLI
+  std::string route_cli;          // the route's caller ID ("" : per trunk)
+  std::string b_offer;            // the anchored offer sent to the trunk (resent with credentials)
+  CarrierChallenge challenge;     // the carrier's last 401/407 for this INVITE
+  bool auth_tried = false;        // the INVITE to this trunk answered a challenge already
+  bool trunk_responded = false;   // any response to the INVITE to this trunk
+  int64_t trunk_deadline_ms = 0;  // the trunk's no-answer timer
 };
 
 struct B2bua::Pending {
@@ -136,7 +165,8 @@ B2bua::B2bua(Stack& stack, Registrar& registrar, store::StateStore& store, Store
       store_(store),
       writer_(writer),
       relay_(relay),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      trunks_(stack, store) {}
 
 B2bua::~B2bua() {
   // Transactions were freed with the agent; only our contexts remain.
@@ -145,6 +175,7 @@ B2bua::~B2bua() {
 }
 
 Status B2bua::Init() {
+  PBX_TRY(trunks_.Init());
   auto bind = [this](sip_method_t m, void (B2bua::*fn)(nta_incoming_t*, const sip_t*)) {
     stack_.SetHandler(m, [this, fn](nta_incoming_t* irq, const sip_t* sip, const Source&) {
       (this->*fn)(irq, sip);
@@ -170,6 +201,7 @@ Status B2bua::Init() {
 }
 
 void B2bua::Shutdown() {
+  trunks_.Unsubscribe();
   while (!calls_.empty()) {
     Call& c = *calls_.begin()->second;
     End(c, SIP_503_SERVICE_UNAVAILABLE, "failed", "shutdown", "pbx");
@@ -192,6 +224,7 @@ std::vector<CallSummary> B2bua::List() const {
     s.caller = c->caller;
     s.caller_name = c->caller_name;
     s.callee = c->callee;
+    s.trunk = c->trunk;
     s.state = c->state == Call::State::kRinging ? "ringing" : "talking";
     s.start_unix = c->start_ms / 1000;
     s.answer_unix = c->answer_ms / 1000;
@@ -234,14 +267,22 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
   }
   if (by_call_id_.count(sip->sip_call_id->i_id)) return reply(SIP_482_LOOP_DETECTED);
   std::string caller = sip->sip_from->a_url->url_user;
-  if (!registrar_.Authenticate(irq, sip, src, caller, "INVITE")) return;
+  // A carrier's INVITE is not challenged: its source (and, for a register trunk, the
+  // Contact it was sent to) says which trunk it came from.
+  const store::Trunk* in_trunk = trunks_.MatchInbound(src, sip->sip_request->rq_url->url_user);
+  if (in_trunk == nullptr && !registrar_.Authenticate(irq, sip, src, caller, "INVITE")) return;
   nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
 
   std::string body = Body(sip);
   if (body.empty()) return reply(488, "Offer Required");  // late offer is not supported
   if (!media::SessionDescription::Parse(body).ok()) return reply(400, "Bad SDP");
-  const Registrar::ExtInfo* caller_ext = registrar_.FindExtension(caller);
+  const Registrar::ExtInfo* caller_ext = in_trunk ? nullptr : registrar_.FindExtension(caller);
+  std::string caller_name = caller_ext ? caller_ext->name : Unquoted(sip->sip_from->a_display);
   std::string dialled = sip->sip_request->rq_url->url_user;
+  if (in_trunk) {
+    dialled = InboundDid(*in_trunk, dialled, sip->sip_to->a_url->url_user ?: "");
+  }
+  std::string type = in_trunk ? "inbound" : "internal";
   // A call that was placed but could not be set up: the caller hears why, and it is logged.
   auto refuse = [&](int status, const char* phrase, const char* cdr_status, const char* cause,
                     const std::string& callee) {
@@ -249,9 +290,11 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
     cdr.id = next_id_++;
     cdr.start_unix_ms = cdr.end_unix_ms = NowUnixMs();
     cdr.caller = caller;
-    cdr.caller_name = caller_ext->name;
+    cdr.caller_name = caller_name;
     cdr.callee = dialled;
     cdr.final_callee = callee;
+    cdr.type = type;
+    cdr.trunk = in_trunk ? in_trunk->name : "";
     cdr.status = cdr_status;
     cdr.cause = cause;
     cdr.hangup_side = "pbx";
@@ -260,21 +303,66 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
     writer_.Submit(std::move(writes), store::Durability::kAsync, nullptr);
     reply(status, phrase);
   };
-  DialTarget target = ResolveDial(
-      dialled, [this](const std::string& n) { return registrar_.FindExtension(n) != nullptr; });
-  if (target.kind != DialTarget::Kind::kExtension) {
+  routing::LocalTime now = routing::ToLocalTime(NowUnixMs() / 1000);
+  DialTarget target;
+  if (in_trunk) {
+    routing::InboundDecision d =
+        routing::RouteInbound({in_trunk->name, dialled, caller}, trunks_.tables(), now);
+    PBX_LOG(kInfo, "calls", "inbound call on trunk {} from {} to {}: {}", in_trunk->name, caller,
+            dialled, d.reason);
+    if (d.kind == routing::InboundDecision::Kind::kRejected) {
+      return refuse(SIP_403_FORBIDDEN, "failed", d.reason.c_str(), "");
+    }
+    if (d.kind == routing::InboundDecision::Kind::kNoRoute) {
+      return refuse(SIP_404_NOT_FOUND, "failed", "no inbound route", "");
+    }
+    if (d.destination.type != "extension" || !registrar_.FindExtension(d.destination.id)) {
+      // Ring groups, IVRs, queues, voicemail: destinations that later issues bring.
+      PBX_LOG(kInfo, "calls", "inbound call to {}: destination {} '{}' is not available", dialled,
+              d.destination.type, d.destination.id);
+      std::string cause = "destination " + d.destination.type + " not available";
+      return refuse(SIP_480_TEMPORARILY_UNAVAILABLE, "failed", cause.c_str(), d.destination.id);
+    }
+    target.kind = DialTarget::Kind::kExtension;
+    target.number = d.destination.id;
+  } else {
+    target = ResolveDial(
+        dialled, [this](const std::string& n) { return registrar_.FindExtension(n) != nullptr; },
+        [&](const std::string& n) {
+          // The route's own caller ID only: the per-trunk rules pick the rest.
+          return routing::RouteOutbound({caller_ext->dial_permission, n, ""}, trunks_.tables(),
+                                        now);
+        });
+  }
+  if (target.kind == DialTarget::Kind::kForbidden) {
+    PBX_LOG(kInfo, "calls", "call from {} to {} refused: {}", caller, dialled, target.reason);
+    return refuse(SIP_403_FORBIDDEN, "failed", target.reason.c_str(), "");
+  }
+  bool outbound = target.kind == DialTarget::Kind::kOutbound;
+  if (!outbound && target.kind != DialTarget::Kind::kExtension) {
     return refuse(SIP_404_NOT_FOUND, "failed", "no such number", "");
   }
-  std::vector<store::Registration> contacts = registrar_.Contacts(target.number);
-  if (contacts.empty()) {
-    return refuse(SIP_480_TEMPORARILY_UNAVAILABLE, "failed", "not registered", target.number);
-  }
-  const Registrar::ExtInfo* callee_ext = registrar_.FindExtension(target.number);
-  bool busy = std::any_of(calls_.begin(), calls_.end(), [&](const auto& kv) {
-    return kv.second->callee == target.number || kv.second->caller == target.number;
-  });
-  if (busy && !callee_ext->call_waiting) {
-    return refuse(SIP_486_BUSY_HERE, "busy", "in a call, call waiting off", target.number);
+  std::vector<store::Registration> contacts;
+  std::optional<size_t> first_trunk;
+  if (outbound) {
+    target.number = target.route.number;
+    first_trunk = NextTrunk(target.route.trunks, 0, 0);
+    if (!first_trunk) {
+      return refuse(SIP_503_SERVICE_UNAVAILABLE, "failed", "every trunk of the route is full",
+                    target.number);
+    }
+  } else {
+    contacts = registrar_.Contacts(target.number);
+    if (contacts.empty()) {
+      return refuse(SIP_480_TEMPORARILY_UNAVAILABLE, "failed", "not registered", target.number);
+    }
+    const Registrar::ExtInfo* callee_ext = registrar_.FindExtension(target.number);
+    bool busy = std::any_of(calls_.begin(), calls_.end(), [&](const auto& kv) {
+      return kv.second->callee == target.number || kv.second->caller == target.number;
+    });
+    if (busy && !callee_ext->call_waiting) {
+      return refuse(SIP_486_BUSY_HERE, "busy", "in a call, call waiting off", target.number);
+    }
   }
 
   Result<media::CallMedia> media = media::CallMedia::Create(relay_, options_.address);
@@ -282,7 +370,10 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
     PBX_LOG(kWarn, "calls", "no relay for a call from {}: {}", caller, media.status().message());
     return refuse(SIP_503_SERVICE_UNAVAILABLE, "failed", "no RTP port", target.number);
   }
-  std::vector<media::Codec> allowed = AllowedCodecs(caller_ext->codecs);
+  std::vector<media::Codec> allowed =
+      outbound
+          ? TrunkCodecs(caller_ext->codecs, trunks_.Find(target.route.trunks[*first_trunk])->codecs)
+          : AllowedCodecs(caller_ext ? caller_ext->codecs : in_trunk->codecs);
   Result<std::string> to_b = media->Offer(Side::kA, body, allowed);
   if (!to_b.ok()) {
     PBX_LOG(kInfo, "calls", "offer from {} refused: {}", caller, to_b.status().message());
@@ -293,10 +384,13 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
   Call& call = *owned;
   call.id = next_id_++;
   call.caller = caller;
-  call.caller_name = caller_ext->name;
+  call.caller_name = caller_name;
   call.dialled = dialled;
   call.callee = target.number;
   call.start_ms = NowUnixMs();
+  call.max_duration = options_.max_duration;
+  call.type = outbound ? "outbound" : type;
+  if (in_trunk) call.trunk = in_trunk->name;
   call.media.emplace(std::move(*media));
   call.offer = body;
   call.a_irq = irq;
@@ -336,6 +430,19 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
       },
       reinterpret_cast<nta_incoming_magic_t*>(this));
 
+  if (outbound) {
+    call.route_trunks = target.route.trunks;
+    call.trunk_index = *first_trunk;
+    call.caller_cli = caller_ext->outbound_cli;
+    call.route_cli = target.route.caller_id;
+    if (target.route.time_limit) call.max_duration = target.route.time_limit;
+    PBX_LOG(kInfo, "calls", "call {}: {} -> {} by route {} as {}", call.id, caller, dialled,
+            target.route.route, target.number);
+    if (!SendTrunkInvite(call, *to_b, "") && !RetryTrunk(call, 503, nullptr)) {
+      End(call, SIP_503_SERVICE_UNAVAILABLE, "failed", "cannot reach any trunk", "pbx");
+    }
+    return;
+  }
   PBX_LOG(kInfo, "calls", "call {}: {} ({}) -> {}: ringing {} contact(s)", call.id, caller,
           call.caller_name, target.number, contacts.size());
   for (const store::Registration& r : contacts) {
@@ -480,6 +587,7 @@ void B2bua::OnResponse(nta_outgoing_t* orq, const sip_t* sip) {
 
 void B2bua::OnBranchResponse(Call& call, size_t index, int status, const sip_t* sip) {
   Branch& br = call.branches[index];
+  if (index + 1 == call.branches.size()) call.trunk_responded = true;
   if (status < 200) {
     if (status == 100 || call.state != Call::State::kRinging || call.a_final) return;
     std::string sdp = Body(sip);
@@ -549,6 +657,8 @@ void B2bua::OnBranchResponse(Call& call, size_t index, int status, const sip_t* 
   if (br.orq) nta_outgoing_destroy(br.orq);
   br.orq = nullptr;
   br.status = status;
+  // A carrier's challenge is answered; 503 or no answer moves on to the route's next trunk.
+  if (call.type == "outbound" && !call.winner && RetryTrunk(call, status, sip)) return;
   // 486/600/603 say more about the callee than 408/480/503 of an unreachable phone.
   if (call.best_status == 0 || status == 486 || status == 600 || status == 603) {
     call.best_status = status;
@@ -603,7 +713,8 @@ void B2bua::OnReinviteResponse(Call& call, int status, const sip_t* sip) {
 // --- sending ---
 
 nta_outgoing_t* B2bua::Send(Call* call, Purpose purpose, const char* method, Peer& peer,
-                            const std::string& body, std::optional<uint32_t> cseq, size_t branch) {
+                            const std::string& body, std::optional<uint32_t> cseq, size_t branch,
+                            const std::string& extra_header) {
   uint32_t seq = cseq ? *cseq : ++peer.local_cseq;
   msg_t* msg = nta_msg_create(stack_.agent(), 0);
   if (msg == nullptr) return nullptr;
@@ -622,7 +733,9 @@ nta_outgoing_t* B2bua::Send(Call* call, Purpose purpose, const char* method, Pee
                  TAG_IF(invite, SIPTAG_CONTACT_STR(contact.c_str())),
                  TAG_IF(invite, SIPTAG_ALLOW_STR("INVITE, ACK, CANCEL, BYE, OPTIONS")),
                  TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
-                 TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())), TAG_END()) < 0) {
+                 TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())),
+                 TAG_IF(!extra_header.empty(), SIPTAG_HEADER_STR(extra_header.c_str())),
+                 TAG_END()) < 0) {
     msg_destroy(msg);
     return nullptr;
   }
@@ -732,7 +845,8 @@ void B2bua::End(Call& call, int status, const char* phrase, const std::string& c
   cdr.final_callee = call.callee;
   cdr.duration_seconds = static_cast<uint32_t>((now - call.start_ms) / 1000);
   cdr.billable_seconds = call.answer_ms ? static_cast<uint32_t>((now - call.answer_ms) / 1000) : 0;
-  cdr.type = "internal";
+  cdr.type = call.type;
+  cdr.trunk = call.trunk;
   cdr.status = cdr_status;
   cdr.cause = cause;
   cdr.hangup_side = side;
@@ -744,6 +858,84 @@ void B2bua::End(Call& call, int status, const char* phrase, const std::string& c
   by_call_id_.erase(call.a.call_id);
   by_call_id_.erase(call.b.call_id);
   calls_.erase(call.id);  // `call` is gone from here on
+}
+
+// --- calls through trunks ---
+
+std::optional<size_t> B2bua::NextTrunk(const std::vector<std::string>& trunks, size_t from,
+                                       uint64_t self) const {
+  for (size_t i = from; i < trunks.size(); ++i) {
+    const store::Trunk* t = trunks_.Find(trunks[i]);
+    if (t == nullptr) continue;
+    size_t in_use = std::count_if(calls_.begin(), calls_.end(), [&](const auto& kv) {
+      return kv.first != self && kv.second->trunk == t->name;
+    });
+    if (t->max_calls == 0 || in_use < t->max_calls) return i;
+    PBX_LOG(kInfo, "calls", "trunk {} is full ({} calls)", t->name, in_use);
+  }
+  return std::nullopt;
+}
+
+bool B2bua::SendTrunkInvite(Call& call, const std::string& sdp, const std::string& auth_header) {
+  const store::Trunk* t = trunks_.Find(call.route_trunks[call.trunk_index]);
+  if (t == nullptr) return false;
+  call.trunk = t->name;
+  std::string cli = OutboundCallerId(call.route_cli, *t, call.caller_cli, call.caller);
+  TrunkTarget target = OutboundTarget(*t, call.callee, cli, call.caller_name);
+  call.b.local_uri = target.from;
+  call.b.remote_uri = target.to;
+  // One Call-ID for every attempt; each new INVITE (credentials, next trunk) is CSeq + 1.
+  if (!call.branches.empty()) ++call.b.local_cseq;
+  Branch br;
+  br.target = target.request_uri;
+  br.route = target.route;
+  call.branches.push_back(br);
+  size_t i = call.branches.size() - 1;
+  Peer p = call.b;
+  p.target = br.target;
+  p.route = br.route;
+  call.b_offer = sdp;
+  call.trunk_responded = false;
+  uint32_t wait = t->no_answer_timeout ? t->no_answer_timeout : options_.ring_timeout;
+  call.trunk_deadline_ms = NowUnixMs() + int64_t{wait} * 1000;
+  call.branches[i].orq =
+      Send(&call, Purpose::kBranch, "INVITE", p, sdp, call.b.local_cseq, i, auth_header);
+  if (call.branches[i].orq == nullptr) {
+    call.branches[i].final = true;
+    call.branches[i].status = 503;
+    return false;
+  }
+  return true;
+}
+
+bool B2bua::RetryTrunk(Call& call, int status, const sip_t* sip) {
+  const store::Trunk* t = trunks_.Find(call.trunk);
+  if (t && !call.auth_tried) {
+    if (std::optional<CarrierChallenge> c = ParseCarrierChallenge(status, sip)) {
+      call.challenge = *c;
+      call.auth_tried = true;
+      std::string uri = call.branches.back().target;
+      std::string header =
+          fmt::format("{}: {}", c->proxy ? "Proxy-Authorization" : "Authorization",
+                      AnswerCarrierChallenge(call.challenge, *t, "INVITE", uri, rng));
+      return SendTrunkInvite(call, call.b_offer, header);
+    }
+  }
+  if (!routing::ShouldFailover(status)) return false;
+  const Registrar::ExtInfo* ext = registrar_.FindExtension(call.caller);
+  for (std::optional<size_t> next = NextTrunk(call.route_trunks, call.trunk_index + 1, call.id);
+       next; next = NextTrunk(call.route_trunks, *next + 1, call.id)) {
+    const store::Trunk* nt = trunks_.Find(call.route_trunks[*next]);
+    Result<std::string> offer = call.media->Offer(
+        Side::kA, call.offer, TrunkCodecs(ext ? ext->codecs : nt->codecs, nt->codecs));
+    if (!offer.ok()) continue;  // no codec in common with this trunk
+    PBX_LOG(kInfo, "calls", "call {}: trunk {} answered {}, trying {}", call.id, call.trunk, status,
+            nt->name);
+    call.trunk_index = *next;
+    call.auth_tried = false;
+    if (SendTrunkInvite(call, *offer, "")) return true;
+  }
+  return false;
 }
 
 void B2bua::StoreRuntime(const Call& call) {
@@ -781,6 +973,18 @@ void B2bua::Tick() {
       nta_incoming_destroy(call.a_irq);  // no ACK: the phone is gone; BYE decides
       call.a_irq = nullptr;
     }
+    if (call.state == Call::State::kRinging && call.type == "outbound") {
+      // The trunk's no-answer timer: a silent trunk yields to the next one; a ringing
+      // callee that does not answer ends the call.
+      if (now < call.trunk_deadline_ms) continue;
+      bool silent = !call.trunk_responded;
+      CancelBranches(call, std::nullopt);
+      if (silent && RetryTrunk(call, 408, nullptr)) continue;
+      PBX_LOG(kInfo, "calls", "call {}: no answer from trunk {}", call.id, call.trunk);
+      End(call, SIP_480_TEMPORARILY_UNAVAILABLE, "no_answer",
+          silent ? "no answer from the trunks" : "no answer", "pbx");
+      continue;
+    }
     if (call.state == Call::State::kRinging) {
       if (now - call.start_ms >= int64_t{options_.ring_timeout} * 1000) {
         PBX_LOG(kInfo, "calls", "call {}: no answer from {} in {} s", call.id, call.callee,
@@ -790,7 +994,7 @@ void B2bua::Tick() {
       }
       continue;
     }
-    if (options_.max_duration && now - call.answer_ms >= int64_t{options_.max_duration} * 1000) {
+    if (call.max_duration && now - call.answer_ms >= int64_t{call.max_duration} * 1000) {
       End(call, 0, nullptr, "answered", "maximum duration", "pbx");
       continue;
     }

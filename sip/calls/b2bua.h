@@ -11,6 +11,7 @@
 #include "media/rtp/relay.h"
 #include "replication/store/repos.h"
 #include "replication/store/state_store.h"
+#include "sip/calls/trunk_leg.h"
 #include "sip/registrar/registrar.h"
 #include "sip/sip_service.h"
 #include "sip/stack.h"
@@ -70,7 +71,7 @@ class B2bua {
   // Sends an in-dialog request to `peer` (CSeq from its counter unless `cseq` is given).
   nta_outgoing_t* Send(Call* call, Purpose purpose, const char* method, Peer& peer,
                        const std::string& body, std::optional<uint32_t> cseq = std::nullopt,
-                       size_t branch = 0);
+                       size_t branch = 0, const std::string& extra_header = "");
   void SendAck(Peer& peer, uint32_t cseq);
   void CancelBranches(Call& call, std::optional<size_t> except);
   // Replies a final status to A's INVITE (if not done yet) and ends the call: BYE to each
@@ -80,6 +81,15 @@ class B2bua {
            const std::string& cause, const char* side);
   void ReplyA(Call& call, int status, const char* phrase, const std::string& sdp);
   void StoreRuntime(const Call& call);
+  // Calls through trunks (the helpers of trunk_leg.h do the addressing): the first trunk
+  // of `trunks` from `from` on that exists, is enabled and has room (`self` not counted).
+  std::optional<size_t> NextTrunk(const std::vector<std::string>& trunks, size_t from,
+                                  uint64_t self) const;
+  // A new INVITE to the call's current trunk (CSeq + 1 after the first); false if not sent.
+  bool SendTrunkInvite(Call& call, const std::string& sdp, const std::string& auth_header);
+  // After a final error from the trunk: answers a 401/407 once, else on 503/408 moves to the
+  // next trunk that has room and a codec in common. False: nothing left to try.
+  bool RetryTrunk(Call& call, int status, const sip_t* sip);
   Call* FindByCallId(const std::string& call_id, media::Side* side);
   std::string Contact() const;
 
@@ -89,6 +99,7 @@ class B2bua {
   StoreWriter& writer_;
   media::RtpRelay& relay_;
   CallOptions options_;
+  TrunkDirectory trunks_;
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<Call>> calls_;
   std::unordered_map<std::string, uint64_t> by_call_id_;  // A's and B's Call-IDs

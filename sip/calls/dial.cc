@@ -3,7 +3,9 @@
 namespace pbx::sip {
 
 DialTarget ResolveDial(std::string_view dialled,
-                       const std::function<bool(const std::string&)>& is_extension) {
+                       const std::function<bool(const std::string&)>& is_extension,
+                       const RouteOutboundFn& route_outbound) {
+  using routing::OutboundDecision;
   constexpr size_t kMaxDigits = 32;
   DialTarget t;
   for (char c : dialled) {
@@ -16,7 +18,30 @@ DialTarget ResolveDial(std::string_view dialled,
     t.number += c;
   }
   if (t.number.empty()) return t;
-  t.kind = is_extension(t.number) ? DialTarget::Kind::kExtension : DialTarget::Kind::kNotFound;
+  t.kind = DialTarget::Kind::kNotFound;
+  if (is_extension(t.number)) {
+    t.kind = DialTarget::Kind::kExtension;
+    return t;
+  }
+  if (!route_outbound) return t;
+  t.route = route_outbound(t.number);
+  switch (t.route.kind) {
+    case OutboundDecision::Kind::kNoRoute:
+      break;
+    case OutboundDecision::Kind::kForbidden:
+      t.kind = DialTarget::Kind::kForbidden;
+      t.reason = "not in the dial permission";
+      break;
+    case OutboundDecision::Kind::kClosed:
+      t.kind = DialTarget::Kind::kForbidden;
+      t.reason = "route closed by its time condition";
+      break;
+    case OutboundDecision::Kind::kRoute:
+      // A PIN cannot be asked for before the media prompts exist: refuse, do not skip it.
+      t.kind = t.route.pin_set.empty() ? DialTarget::Kind::kOutbound : DialTarget::Kind::kForbidden;
+      if (!t.route.pin_set.empty()) t.reason = "route needs a PIN (PIN entry not available)";
+      break;
+  }
   return t;
 }
 

@@ -4,20 +4,30 @@
 #include <string>
 #include <string_view>
 
-// What a dialled string reaches. One small function so that the dial plan (feature codes,
-// outbound routes, trunks: sip/routing) can later take over the resolution in one place.
+#include "sip/routing/routing.h"
+
+// What a dialled string reaches: the one place that asks whether it is an extension or
+// goes out through a trunk by the dial plan (sip/routing), or neither.
 namespace pbx::sip {
 
 struct DialTarget {
-  enum class Kind { kExtension, kNotFound, kInvalid };
+  enum class Kind { kExtension, kOutbound, kForbidden, kNotFound, kInvalid };
   Kind kind = Kind::kInvalid;
   std::string number;  // the extension for kExtension; the cleaned dialled string otherwise
+  routing::OutboundDecision route;  // kOutbound: the route, its trunks and the number to send
+  std::string reason;               // kForbidden: why (for the log and the CDR)
 };
+
+using RouteOutboundFn = std::function<routing::OutboundDecision(const std::string& number)>;
 
 // `dialled` is the Request-URI user part of an INVITE. Visual separators ("-", ".", " ",
 // "(", ")") are dropped; what remains must be 1-32 of 0-9 * # + (kInvalid otherwise).
-// `is_extension` says whether an extension of that number exists.
+// `is_extension` says whether an extension of that number exists; if not, `route_outbound`
+// (the calling extension's RouteOutbound; none: no dial plan) decides: a route (kOutbound),
+// a route outside the permission, closed, or needing a PIN (kForbidden: PIN entry needs
+// the media prompts, which do not exist yet), or nothing (kNotFound).
 DialTarget ResolveDial(std::string_view dialled,
-                       const std::function<bool(const std::string&)>& is_extension);
+                       const std::function<bool(const std::string&)>& is_extension,
+                       const RouteOutboundFn& route_outbound = nullptr);
 
 }  // namespace pbx::sip

@@ -123,6 +123,8 @@ Registrar::ExtInfo Registrar::ToInfo(const store::Extension& e) {
   x.name = e.name;
   x.realm = e.realm;
   x.call_waiting = e.call_waiting;
+  x.dial_permission = e.dial_permission;
+  x.outbound_cli = e.outbound_cli;
   x.codecs = e.codecs;
   x.ha1_md5 = e.ha1_md5;
   x.ha1_sha256 = e.ha1_sha256;

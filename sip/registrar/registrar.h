@@ -63,6 +63,8 @@ class Registrar {
     uint32_t qualify_interval = 60;
     bool remote_registration = false;
     bool call_waiting = true;
+    std::string dial_permission;  // class of service for calls through trunks
+    std::string outbound_cli;     // caller ID on trunks
     std::vector<std::string> codecs;
     std::vector<IpNetwork> trusted;
   };

@@ -115,6 +115,7 @@ void TrunkClient::OnChange(const store::Change& change) {
       PBX_LOG(kWarn, "trunk", "ignoring {}: {}", change.key, t.status().ToString());
       return;
     }
+    if (auto it = lines_.find(name); it != lines_.end()) Unregister(it->second);
     lines_.erase(name);  // in-flight replies for it find no line and are dropped
     return;
   }
@@ -131,6 +132,7 @@ void TrunkClient::OnChange(const store::Change& change) {
 void TrunkClient::Apply(const store::Trunk& trunk) {
   Line& line = lines_[trunk.name];
   bool changed = !(line.trunk == trunk);
+  if (line.trunk.enabled && !trunk.enabled) Unregister(line);
   line.trunk = trunk;
   line.state.name = trunk.name;
   if (changed) {  // register (again) at once with the new settings
@@ -178,27 +180,22 @@ std::string TrunkClient::Target(const store::Trunk& t) const {
 std::string TrunkClient::NewCallId() { return fmt::format("{:016x}{:08x}@pbx", rng_(), rng_()); }
 
 std::string TrunkClient::Authorization(Line& line) {
-  Challenge& c = line.challenge;
-  if (!c.valid) return "";
+  if (!line.challenge.valid) return "";
   const store::Trunk& t = line.trunk;
   std::string uri = "sip:" + (t.domain.empty() ? t.host : t.domain);
-  std::string nc = fmt::format("{:08x}", ++c.nc);
-  std::string cnonce = fmt::format("{:016x}", rng_());
-  DigestChallengeAnswer a;
-  a.username = t.auth_user.empty() ? t.username : t.auth_user;
-  a.password = t.password;
-  a.realm = c.realm;
-  a.nonce = c.nonce;
-  a.opaque = c.opaque;
-  a.qop_offered = c.qop;
-  a.method = "REGISTER";
-  a.uri = uri;
-  a.nc = nc;
-  a.cnonce = cnonce;
-  return DigestAuthorization(c.algorithm, a);
+  return AnswerCarrierChallenge(line.challenge, t, "REGISTER", uri, rng_);
 }
 
-void TrunkClient::SendRegister(Line& line, bool fresh_call_id) {
+void TrunkClient::Unregister(Line& line) {
+  if (!serving_() || line.trunk.mode != "register" || line.state.state != "registered") return;
+  PBX_LOG(kInfo, "trunk", "{} unregistering from {}", line.trunk.name, line.trunk.host);
+  SendRegister(line, false, true);
+  line.state.state = "idle";
+  line.state.expires_unix = 0;
+  Save(line);
+}
+
+void TrunkClient::SendRegister(Line& line, bool fresh_call_id, bool unregister) {
   const store::Trunk& t = line.trunk;
   store::TrunkState& s = line.state;
   // RFC 3261 §10.2.4: the same Call-ID for every REGISTER to this registrar, CSeq + 1 each
@@ -219,9 +216,12 @@ void TrunkClient::SendRegister(Line& line, bool fresh_call_id) {
   std::string aor = fmt::format("<sip:{}@{}>", t.username, domain);
   std::string from = aor + ";tag=" + line.from_tag;
   std::string cseq = fmt::format("{} REGISTER", s.cseq);
-  std::string expires = std::to_string(t.expiry);
+  std::string expires = unregister ? "0" : std::to_string(t.expiry);
   std::string contact;
-  if (const sip_contact_t* m = nta_agent_contact(stack_.agent()); m && m->m_url->url_host) {
+  if (!contact_host_.empty()) {
+    contact = fmt::format("<sip:{}@{}>", t.username, HostPort(contact_host_, contact_port_));
+    if (t.transport != "udp") contact.insert(contact.size() - 1, ";transport=" + t.transport);
+  } else if (const sip_contact_t* m = nta_agent_contact(stack_.agent()); m && m->m_url->url_host) {
     contact =
         fmt::format("<sip:{}@{}{}{}>", t.username, m->m_url->url_host,
                     m->m_url->url_port ? ":" : "", m->m_url->url_port ? m->m_url->url_port : "");
@@ -296,6 +296,16 @@ void TrunkClient::OnRegisterReply(const std::string& name, int status, const sip
   if (it == lines_.end() || !serving_()) return;  // deleted meanwhile, or demoted
   Line& line = it->second;
   const store::Trunk& t = line.trunk;
+  if (!t.enabled) {  // the reply to our unregistration: answer a fresh challenge, no more
+    if (!line.auth_tried) {
+      if (std::optional<CarrierChallenge> c = ParseCarrierChallenge(status, reply)) {
+        line.challenge = *c;
+        line.auth_tried = true;
+        SendRegister(line, false, true);
+      }
+    }
+    return;
+  }
   if (status >= 200 && status < 300 && reply != nullptr) {
     uint32_t granted = std::max<uint32_t>(GrantedExpiry(reply, t.expiry), 1);
     line.state.state = "registered";
@@ -309,33 +319,9 @@ void TrunkClient::OnRegisterReply(const std::string& name, int status, const sip
     Save(line);
     return;
   }
-  if ((status == 401 || status == 407) && reply != nullptr && !line.auth_tried) {
-    bool proxy = status == 407;
-    const msg_auth_t* challenges =
-        proxy ? reply->sip_proxy_authenticate : reply->sip_www_authenticate;
-    // Several challenges: the strongest algorithm we know (RFC 8760 lists SHA-256 first).
-    const msg_auth_t* pick = nullptr;
-    DigestAlgorithm algorithm = DigestAlgorithm::kMd5;
-    for (const msg_auth_t* a = challenges; a; a = a->au_next) {
-      if (!a->au_scheme || strcasecmp(a->au_scheme, "Digest") != 0) continue;
-      std::optional<DigestAlgorithm> alg =
-          ParseDigestAlgorithm(DigestParam(a->au_params, "algorithm"));
-      if (!alg) continue;
-      if (pick == nullptr || *alg == DigestAlgorithm::kSha256) {
-        pick = a;
-        algorithm = *alg;
-      }
-    }
-    if (pick != nullptr) {
-      Challenge& c = line.challenge;
-      c.valid = true;
-      c.proxy = proxy;
-      c.algorithm = algorithm;
-      c.realm = DigestParam(pick->au_params, "realm");
-      c.nonce = DigestParam(pick->au_params, "nonce");
-      c.opaque = DigestParam(pick->au_params, "opaque");
-      c.qop = DigestParam(pick->au_params, "qop");
-      c.nc = 0;
+  if (!line.auth_tried) {
+    if (std::optional<CarrierChallenge> c = ParseCarrierChallenge(status, reply)) {
+      line.challenge = *c;
       line.auth_tried = true;
       SendRegister(line, false);
       return;

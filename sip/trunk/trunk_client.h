@@ -13,6 +13,7 @@
 #include "sip/registrar/digest.h"
 #include "sip/stack.h"
 #include "sip/store_writer.h"
+#include "sip/trunk/carrier_auth.h"
 
 // The carrier side of SIP trunks (FEATURES.md §5.3): REGISTER with digest for register
 // trunks, and the OPTIONS health check for every trunk. The Call-ID and CSeq of each
@@ -32,6 +33,13 @@ class TrunkClient {
   TrunkClient(const TrunkClient&) = delete;
   TrunkClient& operator=(const TrunkClient&) = delete;
 
+  // The address in the Contact of every REGISTER, the one calls use (the VIP when
+  // clustered, so the carrier reaches whichever node is active). Unset: the agent's own.
+  // Before Init.
+  void set_contact(std::string host, uint16_t port) {
+    contact_host_ = std::move(host);
+    contact_port_ = port;
+  }
   // Loads trunks and their state, subscribes to the feed, starts the tick. Signalling thread.
   Status Init();
   // Cancels the feed and the timer. Signalling thread; before the stack stops.
@@ -42,13 +50,7 @@ class TrunkClient {
  private:
   // The carrier's last digest challenge: refreshes answer it ahead (nc + 1), as phones do,
   // so a refresh is one REGISTER and the carrier sees CSeq + 1; a stale nonce costs a 401.
-  struct Challenge {
-    bool valid = false;
-    bool proxy = false;  // 407 / Proxy-Authorization
-    DigestAlgorithm algorithm = DigestAlgorithm::kMd5;
-    std::string realm, nonce, opaque, qop;
-    uint32_t nc = 0;
-  };
+  using Challenge = CarrierChallenge;
   struct Line {
     store::Trunk trunk;
     store::TrunkState state;
@@ -71,7 +73,10 @@ class TrunkClient {
   // refused it.
   bool Send(const Line& line, Kind kind, msg_t* msg);
   bool InFlight(const std::string& name, Kind kind) const;
-  void SendRegister(Line& line, bool fresh_call_id);
+  // `unregister`: Expires: 0 (same Call-ID, CSeq + 1), for a trunk deleted or disabled.
+  void SendRegister(Line& line, bool fresh_call_id, bool unregister = false);
+  // A registered trunk that is going away says so to its carrier first. Serving node only.
+  void Unregister(Line& line);
   std::string Authorization(Line& line);
   void OnRegisterReply(const std::string& name, int status, const sip_t* reply);
   void SendQualify(Line& line, int64_t now_ms);
@@ -91,6 +96,8 @@ class TrunkClient {
   StoreWriter& writer_;
   std::function<bool()> serving_;
   bool was_serving_ = false;
+  std::string contact_host_;
+  uint16_t contact_port_ = 0;
   std::map<std::string, Line> lines_;
   // In-flight transactions: the trunk and what they are.
   std::map<nta_outgoing_t*, std::pair<std::string, Kind>> in_flight_;

@@ -1,6 +1,8 @@
 // SIP trunks against a real carrier: Kamailio (tests/integration/kamailio_carrier.cfg) with
 // digest auth and a registrar plays the ITSP, a real pbxd registers to it, and the test
-// reads the carrier's location table (kamcmd ul.dump) to see what the carrier saw.
+// reads the carrier's location table (kamcmd ul.dump) to see what the carrier saw. Calls:
+// a far customer of the carrier (a test UA registered on Kamailio) and a pbxd extension
+// call each other through the trunk, the carrier routing by its location table.
 #include <unistd.h>
 
 #include <filesystem>
@@ -8,12 +10,14 @@
 #include <memory>
 #include <regex>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <nlohmann/json.hpp>
 #include <sys/socket.h>
 
 #include "tests/integration/pbxd_fixture.h"
+#include "tests/integration/sip_phone.h"
 #include "tests/support/process.h"
 
 namespace pbx {
@@ -23,6 +27,9 @@ using nlohmann::json;
 
 constexpr char kCarrierUser[] = "acme";
 constexpr char kCarrierPassword[] = "carrier-s3cret";
+constexpr char kFarIp[] = "127.0.0.40";  // the carrier's customer, not challenged on INVITE
+constexpr char kFarUser[] = "7001";
+constexpr char kFarPassword[] = "far-pw";
 
 // A UDP port nobody uses right now (Kamailio needs a fixed one in its config).
 uint16_t FreeUdpPort() {
@@ -60,13 +67,15 @@ class TrunkTest : public testing::Test {
     std::ofstream(db + "/subscriber")
         << "id(int,auto) username(string) domain(string) password(string) ha1(string,null) "
            "ha1b(string,null) \n"
-        << "1:" << kCarrierUser << ":carrier:" << kCarrierPassword << "::\n";
+        << "1:" << kCarrierUser << ":carrier:" << kCarrierPassword << "::\n"
+        << "2:" << kFarUser << ":carrier:" << kFarPassword << "::\n";
     carrier_port_ = FreeUdpPort();
     ctl_ = dir_.Sub("kam.ctl");
     std::string cfg = test::ReadFile(std::string(TESTS_DIR) + "/kamailio_carrier.cfg");
     cfg = std::regex_replace(cfg, std::regex("@PORT@"), std::to_string(carrier_port_));
     cfg = std::regex_replace(cfg, std::regex("@DB@"), db);
     cfg = std::regex_replace(cfg, std::regex("@CTL@"), ctl_);
+    cfg = std::regex_replace(cfg, std::regex("@FAR@"), kFarIp);
     std::ofstream(dir_.Sub("kamailio.cfg")) << cfg;
     // -D: stay in the foreground (children still fork), so SIGTERM ends all of it.
     carrier_ = std::make_unique<test::Process>(
@@ -202,6 +211,99 @@ TEST_F(TrunkTest, BadTrunksAreRefusedNamingTheFieldAndChangeNothing) {
   EXPECT_EQ(Trunks().size(), 1u);
   EXPECT_EQ(Pbxctl({"trunk", "del", "peer1"}).exit_code, 0);
   EXPECT_TRUE(Trunks().empty());
+}
+
+TEST_F(TrunkTest, CallsBothWaysThroughTheCarrier) {
+  using test::Phone;
+  using test::Sdp;
+  using test::SipResponse;
+  using test::SipTestUa;
+  AddTrunk("acme", kCarrierPassword);
+  ASSERT_TRUE(test::WaitFor([&] {
+    json t = Trunks();
+    return !t.empty() && t[0]["status"]["state"] == "registered";
+  })) << pbxd_->Log()
+      << carrier_->Log();
+  auto ok = [&](std::vector<std::string> args) {
+    test::CommandResult r = Pbxctl(args);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  };
+  ok({"ext", "add", "2001", "--name", "Alice", "--password", "Alice-pw1"});
+  ok({"route", "add", "outbound",
+      json{{"name", "carrier"}, {"rules", {{{"pattern", "7XXX"}}}}, {"trunks", {"acme"}}}.dump()});
+  ok({"route", "add", "permission", json{{"name", "DialPlan1"}, {"routes", {"carrier"}}}.dump()});
+  ok({"route", "add", "did",
+      json{{"name", "main"},
+           {"did_pattern", "5551000"},
+           {"destination", {{"type", "extension"}, {"id", "2001"}}}}
+          .dump()});
+  json ready = json::parse(test::ReadFile(dir_.Sub("run/ready.json")));
+  uint16_t pbx_port = ready["sip_udp"].get<uint16_t>();
+
+  Phone alice("2001", "127.0.0.11", pbx_port);
+  std::optional<SipResponse> r = alice.Register("Alice-pw1");
+  ASSERT_TRUE(r && r->status == 200) << (r ? r->raw : pbxd_->Log());
+  Phone far(kFarUser, kFarIp, carrier_port_);
+  r = far.Register(kFarPassword, "MD5");  // Kamailio offers MD5 only
+  ASSERT_TRUE(r && r->status == 200) << (r ? r->raw : carrier_->Log());
+
+  // Out: Alice -> pbxd -> trunk (407 answered) -> Kamailio -> the far customer.
+  ASSERT_TRUE(alice.Call(kFarUser, "Alice-pw1", Sdp("127.0.0.11", 7078)));
+  std::optional<SipResponse> inv = far.Expect("INVITE", std::chrono::seconds(8));
+  ASSERT_TRUE(inv) << pbxd_->Log() << carrier_->Log();
+  far.TakeInvite(*inv);
+  far.ua->Respond(*inv, 200, "OK", far.local_tag, far.ContactHeader(), Sdp(kFarIp, 9078));
+  std::optional<SipResponse> answered = alice.Final();
+  ASSERT_TRUE(answered && answered->status == 200) << pbxd_->Log() << carrier_->Log();
+  alice.Ack2xx(*answered);
+  ASSERT_TRUE(far.Expect("ACK")) << pbxd_->Log() << carrier_->Log();
+  alice.ua->SendRaw(alice.InDialog("BYE", ++alice.cseq));
+  std::optional<SipResponse> bye = far.Expect("BYE");
+  ASSERT_TRUE(bye) << pbxd_->Log() << carrier_->Log();
+  far.ua->Respond(*bye, 200, "OK");
+  ASSERT_TRUE(alice.Final());
+
+  // In: the far customer dials the DID -> Kamailio -> the trunk's contact -> Alice.
+  ASSERT_TRUE(far.Call("5551000", "", Sdp(kFarIp, 9078)));
+  inv = alice.Expect("INVITE", std::chrono::seconds(8));
+  ASSERT_TRUE(inv) << pbxd_->Log() << carrier_->Log();
+  alice.TakeInvite(*inv);
+  alice.ua->Respond(*inv, 200, "OK", alice.local_tag, alice.ContactHeader(),
+                    Sdp("127.0.0.11", 7078));
+  answered = far.Final();
+  ASSERT_TRUE(answered && answered->status == 200) << pbxd_->Log() << carrier_->Log();
+  far.Ack2xx(*answered);
+  ASSERT_TRUE(alice.Expect("ACK")) << pbxd_->Log();
+  far.ua->SendRaw(far.InDialog("BYE", ++far.cseq));
+  bye = alice.Expect("BYE");
+  ASSERT_TRUE(bye) << pbxd_->Log() << carrier_->Log();
+  alice.ua->Respond(*bye, 200, "OK");
+
+  json rows;
+  ASSERT_TRUE(test::WaitFor([&] {
+    test::CommandResult c = Pbxctl({"cdr", "--json"});
+    rows = json::parse(c.out, nullptr, false)["records"];
+    return rows.is_array() && rows.size() >= 2;
+  })) << rows.dump();
+  EXPECT_EQ(rows[0]["type"], "outbound") << rows.dump();
+  EXPECT_EQ(rows[0]["trunk"], "acme");
+  EXPECT_EQ(rows[0]["status"], "answered");
+  EXPECT_EQ(rows[1]["type"], "inbound") << rows.dump();
+  EXPECT_EQ(rows[1]["trunk"], "acme");
+  EXPECT_EQ(rows[1]["final_callee"], "2001");
+  EXPECT_EQ(rows[1]["status"], "answered");
+}
+
+TEST_F(TrunkTest, DeletedTrunkUnregistersFromTheCarrier) {
+  AddTrunk("acme", kCarrierPassword);
+  std::vector<Binding> seen = WatchBindings(1);
+  ASSERT_EQ(seen.size(), 1u) << pbxd_->Log() << carrier_->Log();
+  test::CommandResult r = Pbxctl({"trunk", "del", "acme"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Expires: 0 with the same Call-ID removes the binding at the carrier at once.
+  EXPECT_TRUE(test::WaitFor([&] { return !CarrierBinding(); }, std::chrono::seconds(5)))
+      << pbxd_->Log() << carrier_->Log();
+  EXPECT_NE(pbxd_->Log().find("acme unregistering"), std::string::npos) << pbxd_->Log();
 }
 
 }  // namespace

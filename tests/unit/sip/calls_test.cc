@@ -4,6 +4,7 @@
 
 #include "replication/store/repos.h"
 #include "sip/calls/dial.h"
+#include "sip/calls/trunk_leg.h"
 #include "tests/unit/store/store_test_util.h"
 
 namespace pbx::sip {
@@ -32,6 +33,69 @@ TEST(DialTest, ExtensionsUnknownNumbersAndGarbage) {
   EXPECT_EQ(ResolveDial("20%01", Known).kind, DialTarget::Kind::kInvalid);
   EXPECT_EQ(ResolveDial(std::string(33, '1'), Known).kind, DialTarget::Kind::kInvalid);
   EXPECT_EQ(ResolveDial(std::string(32, '1'), Known).kind, DialTarget::Kind::kNotFound);
+}
+
+TEST(DialTest, TheDialPlanDecidesWhatIsNotAnExtension) {
+  using routing::OutboundDecision;
+  OutboundDecision decision;
+  auto plan = [&](const std::string&) { return decision; };
+  // Extensions first: the dial plan is not asked.
+  EXPECT_EQ(ResolveDial("2001", Known, plan).kind, DialTarget::Kind::kExtension);
+  decision.kind = OutboundDecision::Kind::kRoute;
+  decision.number = "440201";
+  DialTarget t = ResolveDial("90201", Known, plan);
+  EXPECT_EQ(t.kind, DialTarget::Kind::kOutbound);
+  EXPECT_EQ(t.route.number, "440201");
+  decision.pin_set = "intl";  // no prompts to collect a PIN with yet: refused, not skipped
+  EXPECT_EQ(ResolveDial("90201", Known, plan).kind, DialTarget::Kind::kForbidden);
+  decision.kind = OutboundDecision::Kind::kClosed;
+  EXPECT_EQ(ResolveDial("90201", Known, plan).kind, DialTarget::Kind::kForbidden);
+  decision.kind = OutboundDecision::Kind::kForbidden;
+  EXPECT_EQ(ResolveDial("90201", Known, plan).kind, DialTarget::Kind::kForbidden);
+  decision.kind = OutboundDecision::Kind::kNoRoute;
+  EXPECT_EQ(ResolveDial("90201", Known, plan).kind, DialTarget::Kind::kNotFound);
+  EXPECT_EQ(ResolveDial("9-0", Known, plan).kind, DialTarget::Kind::kNotFound);
+}
+
+TEST(TrunkLegTest, TargetCallerIdAndInboundDid) {
+  store::Trunk t;
+  t.name = "acme";
+  t.host = "192.0.2.7";
+  t.port = 5080;
+  t.domain = "carrier.example";
+  TrunkTarget x = OutboundTarget(t, "0201", "6729", "Alice \"A\"");
+  EXPECT_EQ(x.request_uri, "sip:0201@192.0.2.7:5080");
+  EXPECT_EQ(x.route, "sip:192.0.2.7:5080;transport=udp");
+  EXPECT_EQ(x.from, "\"Alice \\\"A\\\"\" <sip:6729@carrier.example>");
+  EXPECT_EQ(x.to, "<sip:0201@carrier.example>");
+  t.outbound_proxy = "192.0.2.9:5070";
+  t.port = 5060;
+  t.host = "2001:db8::1";
+  t.domain.clear();
+  x = OutboundTarget(t, "0201", "6729", "");
+  EXPECT_EQ(x.request_uri, "sip:0201@[2001:db8::1]");
+  EXPECT_EQ(x.route, "sip:192.0.2.9:5070;transport=udp");
+  EXPECT_EQ(x.from, "<sip:6729@[2001:db8::1]>");
+
+  // Caller ID: the route's, else the trunk's when it says so (or the extension has none),
+  // else the extension's CLI, else its number.
+  t.outbound_cli = "67293500";
+  t.cli_mode = "extension";
+  EXPECT_EQ(OutboundCallerId("555", t, "6729", "2001"), "555");
+  EXPECT_EQ(OutboundCallerId("", t, "6729", "2001"), "6729");
+  EXPECT_EQ(OutboundCallerId("", t, "", "2001"), "67293500");
+  t.cli_mode = "trunk";
+  EXPECT_EQ(OutboundCallerId("", t, "6729", "2001"), "67293500");
+  t.outbound_cli.clear();
+  EXPECT_EQ(OutboundCallerId("", t, "", "2001"), "2001");
+
+  // A register trunk is called on its Contact (user = username): the DID is the To user.
+  t.mode = "register";
+  t.username = "acme";
+  EXPECT_EQ(InboundDid(t, "acme", "5551000"), "5551000");
+  EXPECT_EQ(InboundDid(t, "5551000", "5551000"), "5551000");
+  t.mode = "peer";
+  EXPECT_EQ(InboundDid(t, "5551001", "acme"), "5551001");
 }
 
 Cdr MakeCdr(uint64_t id, int64_t start_ms, const std::string& caller, const std::string& type) {
