@@ -327,7 +327,9 @@ struct CallDialog {
   # whether the PBX is the refresher.
   sessionInterval @9 :UInt32;
   sessionPbxRefreshes @10 :Bool;
-  # Next free number: @11 (append only).
+  # The route set (RFC 3261 §12.1): Route URIs of in-dialog requests, first hop first.
+  routeSet @11 :List(Text);
+  # Next free number: @12 (append only).
 }
 
 # A call in progress, written at answer and deleted at its end, so that a new active can

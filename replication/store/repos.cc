@@ -1209,6 +1209,7 @@ void SetDialog(schema::CallDialog::Builder b, const CallDialog& d) {
   b.setRemoteCseq(d.remote_cseq);
   b.setSessionInterval(d.session_interval);
   b.setSessionPbxRefreshes(d.session_pbx_refreshes);
+  SetStrings(b.initRouteSet(static_cast<unsigned>(d.route_set.size())), d.route_set);
 }
 
 CallDialog GetDialog(schema::CallDialog::Reader r) {
@@ -1224,6 +1225,7 @@ CallDialog GetDialog(schema::CallDialog::Reader r) {
   d.remote_cseq = r.getRemoteCseq();
   d.session_interval = r.getSessionInterval();
   d.session_pbx_refreshes = r.getSessionPbxRefreshes();
+  d.route_set = GetStrings(r.getRouteSet());
   return d;
 }
 

@@ -502,6 +502,7 @@ struct CallDialog {
   uint32_t remote_cseq = 0;
   uint32_t session_interval = 0;       // RFC 4028: negotiated seconds; 0: no session timer
   bool session_pbx_refreshes = false;  // whether the PBX is the refresher of this dialog
+  std::vector<std::string> route_set;  // Route URIs of in-dialog requests, first hop first
   bool operator==(const CallDialog&) const = default;
 };
 

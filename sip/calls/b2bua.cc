@@ -101,6 +101,30 @@ TimerHeaders ReadTimer(const sip_t* sip) {
   return t;
 }
 
+// The Record-Route URIs of a message, in order; `reverse` for a UAC (RFC 3261 §12.1.2).
+std::vector<std::string> RouteSet(const sip_t* sip, bool reverse) {
+  std::vector<std::string> out;
+  for (const sip_record_route_t* r = sip ? sip->sip_record_route : nullptr; r; r = r->r_next) {
+    std::string uri = UrlText(r->r_url);
+    if (!uri.empty()) out.push_back(std::move(uri));
+  }
+  if (reverse) std::reverse(out.begin(), out.end());
+  return out;
+}
+
+// Loose routing: a dialog with a route set sends its requests to the first Route URI, with
+// every URI in Route headers; the Request-URI stays the remote target.
+void ApplyRouteSet(store::CallDialog& d, std::vector<std::string> route_set) {
+  d.route_set = std::move(route_set);
+  if (!d.route_set.empty()) d.route = d.route_set.front();
+}
+
+std::string RouteHeader(const store::CallDialog& d) {
+  std::string out;
+  for (const std::string& uri : d.route_set) out += (out.empty() ? "<" : ", <") + uri + ">";
+  return out;
+}
+
 // The session timer headers of an INVITE the PBX sends as UAC of a new dialog.
 std::string OfferHeaders(const UacOffer& o) {
   if (o.session_expires == 0) return {};
@@ -383,6 +407,7 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
   call.a.remote_uri = AddrText(sip->sip_from);
   call.a.target = UrlText(sip->sip_contact->m_url);
   call.a.route = RouteTo(src.ip_text, src.port, src.transport);
+  ApplyRouteSet(call.a, RouteSet(sip, /*reverse=*/false));
   call.a.remote_cseq = sip->sip_cseq->cs_seq;
   call.a.local_cseq = 0;
   // Side B: ours, one Call-ID for every branch.
@@ -618,6 +643,7 @@ void B2bua::OnBranchResponse(Call& call, size_t index, int status, const sip_t* 
     Peer dialog = call.b;
     dialog.target = sip && sip->sip_contact ? UrlText(sip->sip_contact->m_url) : br.target;
     dialog.route = br.route;
+    ApplyRouteSet(dialog, RouteSet(sip, /*reverse=*/true));
     dialog.remote_tag = br.remote_tag;
     uint32_t cseq = sip && sip->sip_cseq ? sip->sip_cseq->cs_seq : 1;
     if (call.winner || call.a_final) {
@@ -757,11 +783,13 @@ nta_outgoing_t* B2bua::Send(Call* call, Purpose purpose, const char* method, Pee
                        ? peer.remote_uri
                        : fmt::format("{};tag={}", peer.remote_uri, peer.remote_tag);
   std::string cseq_text = fmt::format("{} {}", seq, method);
+  std::string route = RouteHeader(peer);
   std::string contact = Contact();
   bool invite = strcmp(method, "INVITE") == 0;
   if (sip_add_tl(msg, sip, SIPTAG_REQUEST_STR(request.c_str()), SIPTAG_FROM_STR(from.c_str()),
                  SIPTAG_TO_STR(to.c_str()), SIPTAG_CALL_ID_STR(peer.call_id.c_str()),
                  SIPTAG_CSEQ_STR(cseq_text.c_str()), SIPTAG_MAX_FORWARDS_STR("70"),
+                 TAG_IF(!route.empty(), SIPTAG_ROUTE_STR(route.c_str())),
                  TAG_IF(invite, SIPTAG_CONTACT_STR(contact.c_str())),
                  TAG_IF(invite, SIPTAG_ALLOW_STR("INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE")),
                  TAG_IF(!headers.empty(), SIPTAG_HEADER_STR(headers.c_str())),
@@ -794,9 +822,11 @@ void B2bua::SendAck(Peer& peer, uint32_t cseq, const std::string& body) {
   std::string from = fmt::format("{};tag={}", peer.local_uri, peer.local_tag);
   std::string to = fmt::format("{};tag={}", peer.remote_uri, peer.remote_tag);
   std::string cseq_text = fmt::format("{} ACK", cseq);
+  std::string route = RouteHeader(peer);
   if (sip_add_tl(msg, sip, SIPTAG_REQUEST_STR(request.c_str()), SIPTAG_FROM_STR(from.c_str()),
                  SIPTAG_TO_STR(to.c_str()), SIPTAG_CALL_ID_STR(peer.call_id.c_str()),
                  SIPTAG_CSEQ_STR(cseq_text.c_str()), SIPTAG_MAX_FORWARDS_STR("70"),
+                 TAG_IF(!route.empty(), SIPTAG_ROUTE_STR(route.c_str())),
                  TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
                  TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())), TAG_END()) < 0) {
     msg_destroy(msg);

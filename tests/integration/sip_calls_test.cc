@@ -589,5 +589,37 @@ TEST_F(SipCallsTest, LateOfferIsAnsweredInTheAckAndAnAckWithoutAnswerEndsTheCall
   EXPECT_EQ(Relays(), 0);
 }
 
+// Record-Route (RFC 3261 §12.1): Alice's INVITE came through a proxy that record-routes,
+// so the PBX's BYE to her goes to that proxy with the route set in Route and her Contact
+// as the Request-URI.
+TEST_F(SipCallsTest, InDialogRequestsFollowTheCallersRouteSet) {
+  auto alice = Register("2001", "127.0.0.81");
+  auto bob = Register("2002", "127.0.0.82");
+  SipTestUa proxy("127.0.0.83", "127.0.0.1", sip_port_);
+  std::string hop = fmt::format("sip:127.0.0.83:{};lr", proxy.local_port());
+  alice->invite_headers =
+      fmt::format("Record-Route: <{}>\r\nRecord-Route: <sip:edge.example;lr>\r\n", hop);
+  ASSERT_NO_FATAL_FAILURE(Connect(*alice, *bob));
+  bob->ua->SendRaw(bob->InDialog("BYE", ++bob->cseq));
+  std::optional<SipResponse> bye;
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!bye && std::chrono::steady_clock::now() < deadline) {
+    std::optional<SipResponse> m = proxy.ReceiveMessage(500ms);
+    if (m && m->status == 0 && m->method == "BYE") bye = m;
+  }
+  ASSERT_TRUE(bye) << pbxd_->Log();
+  EXPECT_EQ(bye->raw.substr(0, bye->raw.find("\r\n")),
+            fmt::format("BYE sip:2001@127.0.0.81:{} SIP/2.0", alice->ua->local_port()));
+  std::string route = fmt::format("<{}>, <sip:edge.example;lr>", hop);
+  std::vector<std::string> routes = bye->Headers("Route");
+  std::string joined;
+  for (const std::string& r : routes) joined += (joined.empty() ? "" : ", ") + r;
+  EXPECT_EQ(joined, route) << bye->raw;
+  proxy.Respond(*bye, 200, "OK");
+  json cdr = Cdrs(1);
+  ASSERT_EQ(cdr.size(), 1u) << cdr.dump();
+  EXPECT_EQ(cdr[0]["hangup_side"], "callee");
+}
+
 }  // namespace
 }  // namespace pbx

@@ -109,7 +109,8 @@ TEST(ActiveCallRepoTest, PutListDelete) {
          1,
          3,
          600,
-         true};
+         true,
+         {"sip:proxy.example;lr"}};
   c.b.call_id = "b-call";
   c.a_port = 10000;
   c.b_port = 10002;
