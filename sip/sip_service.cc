@@ -36,9 +36,6 @@ class SipServiceImpl : public SipService {
     CallOptions co;
     co.address = o.media_address;
     co.sip_port = stack_->ports().udp;
-    co.ring_timeout = o.ring_timeout;
-    co.max_duration = o.max_duration;
-    co.no_rtp_timeout = o.no_rtp_timeout;
     calls_ = std::make_unique<B2bua>(*stack_, *registrar_, store_, *writer_, *relay_, co);
     trunks_ = std::make_unique<TrunkClient>(*stack_, store_, *writer_, serving_);
     trunks_->set_contact(co.address, co.sip_port);  // where the B2BUA's calls are

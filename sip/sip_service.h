@@ -29,9 +29,6 @@ struct SipOptions {
   std::string media_address = "127.0.0.1";
   uint16_t rtp_port_min = 10000;
   uint16_t rtp_port_max = 20000;
-  uint32_t ring_timeout = 30;     // seconds without an answer: 480 to the caller
-  uint32_t max_duration = 10800;  // seconds of talk before the PBX hangs up; 0: no limit
-  uint32_t no_rtp_timeout = 0;    // seconds without RTP from either phone: hang up; 0: off
 };
 
 // One call in progress as `pbxctl calls` shows it.

@@ -35,9 +35,10 @@ constexpr size_t kMaxAuditLimit = 1000;
 constexpr std::array<std::string_view, 3> kUserCreateFields = {"name", "role", "password"};
 constexpr std::array<std::string_view, 4> kUserUpdateFields = {"name", "role", "password",
                                                                "created_unix"};
-constexpr std::array<std::string_view, 8> kSettingsFields = {
-    "sip_realm", "ban_enabled",       "ban_max_retries", "ban_find_time",
-    "ban_time",  "ban_trust_private", "ip_allow",        "ip_deny"};
+constexpr std::array<std::string_view, 14> kSettingsFields = {
+    "sip_realm",         "ban_enabled",    "ban_max_retries", "ban_find_time", "ban_time",
+    "ban_trust_private", "ip_allow",       "ip_deny",         "ring_timeout",  "max_call_duration",
+    "no_rtp_timeout",    "session_timers", "session_expires", "session_min_se"};
 constexpr size_t kMaxIpListEntries = 256;
 constexpr std::array<std::string_view, 1> kOwnPasswordFields = {"password"};
 // Fields an extension user may change on their own extension (FEATURES.md §16: email,
@@ -306,7 +307,13 @@ class AccountRoutes {
                 {"ban_time", s.ban_time},
                 {"ban_trust_private", s.ban_trust_private},
                 {"ip_allow", s.ip_allow},
-                {"ip_deny", s.ip_deny}};
+                {"ip_deny", s.ip_deny},
+                {"ring_timeout", s.ring_timeout},
+                {"max_call_duration", s.max_call_duration},
+                {"no_rtp_timeout", s.no_rtp_timeout},
+                {"session_timers", s.session_timers},
+                {"session_expires", s.session_expires},
+                {"session_min_se", s.session_min_se}};
   }
 
   // Applies the fields of `body` to `s`; the first bad one as a FieldError (then `s` is
@@ -319,7 +326,8 @@ class AccountRoutes {
       s.sip_realm = it->get<std::string>();
     }
     for (auto [name, target] : {std::pair{"ban_enabled", &s.ban_enabled},
-                                std::pair{"ban_trust_private", &s.ban_trust_private}}) {
+                                std::pair{"ban_trust_private", &s.ban_trust_private},
+                                std::pair{"session_timers", &s.session_timers}}) {
       if (auto it = body.find(name); it != body.end()) {
         if (!it->is_boolean()) return FieldError{name, "must be true or false"};
         *target = it->get<bool>();
@@ -332,7 +340,13 @@ class AccountRoutes {
     };
     for (const Bounded& b : {Bounded{"ban_max_retries", &s.ban_max_retries, 1, 100},
                              Bounded{"ban_find_time", &s.ban_find_time, 1, 86400},
-                             Bounded{"ban_time", &s.ban_time, 60, 30 * 86400}}) {
+                             Bounded{"ban_time", &s.ban_time, 60, 30 * 86400},
+                             Bounded{"ring_timeout", &s.ring_timeout, 1, 600},
+                             Bounded{"max_call_duration", &s.max_call_duration, 0, 86400},
+                             Bounded{"no_rtp_timeout", &s.no_rtp_timeout, 0, 3600},
+                             // RFC 4028 §4: neither may be below 90 s.
+                             Bounded{"session_expires", &s.session_expires, 90, 7200},
+                             Bounded{"session_min_se", &s.session_min_se, 90, 7200}}) {
       if (auto it = body.find(b.name); it != body.end()) {
         if (!it->is_number_unsigned() || it->get<uint64_t>() < b.min ||
             it->get<uint64_t>() > b.max) {
@@ -360,6 +374,12 @@ class AccountRoutes {
         entries.push_back(e.get<std::string>());
       }
       *target = std::move(entries);
+    }
+    if (s.session_min_se > s.session_expires) {
+      const char* name = body.contains("session_min_se") ? "session_min_se" : "session_expires";
+      return FieldError{name, fmt::format("Min-SE ({} s) must not exceed the session interval "
+                                          "({} s)",
+                                          s.session_min_se, s.session_expires)};
     }
     return std::nullopt;
   }

@@ -147,17 +147,12 @@ Status Fill(const toml::table& root, const Reader& r, BootstrapConfig& c) {
   PBX_TRY(st);
 
   if (const toml::table* t = r.Table(root, "sip", st)) {
-    PBX_TRY(r.OnlyKeys(*t, "sip",
-                       {"listen", "udp_port", "tcp_port", "tls_port", "digest_sha256",
-                        "ring_timeout", "max_duration", "no_rtp_timeout"}));
+    PBX_TRY(r.OnlyKeys(*t, "sip", {"listen", "udp_port", "tcp_port", "tls_port", "digest_sha256"}));
     PBX_TRY(r.Address(*t, "listen", c.sip_listen));
     PBX_TRY(r.Int(*t, "udp_port", c.sip_udp_port, 0, 65535));
     PBX_TRY(r.Int(*t, "tcp_port", c.sip_tcp_port, 0, 65535));
     PBX_TRY(r.Int(*t, "tls_port", c.sip_tls_port, 0, 65535));
     PBX_TRY(r.Bool(*t, "digest_sha256", c.sip_digest_sha256));
-    PBX_TRY(r.Int(*t, "ring_timeout", c.sip_ring_timeout, 1, 600));
-    PBX_TRY(r.Int(*t, "max_duration", c.sip_max_duration, 0, 86400));
-    PBX_TRY(r.Int(*t, "no_rtp_timeout", c.sip_no_rtp_timeout, 0, 3600));
   }
   PBX_TRY(st);
 

@@ -50,9 +50,6 @@ struct BootstrapConfig {
   // The 401 offers SHA-256 (first) and MD5. Off: MD5 only, for phones that refuse a 401
   // listing an algorithm they do not know (libre/baresip 1.x). Both nodes of a pair alike.
   bool sip_digest_sha256 = true;
-  uint32_t sip_ring_timeout = 30;     // seconds without an answer (FEATURES §8.1 ring time)
-  uint32_t sip_max_duration = 10800;  // seconds of talk before the PBX hangs up; 0: none
-  uint32_t sip_no_rtp_timeout = 0;    // seconds without RTP: hang up; 0: off
 
   // [media]: the RTP relay. `address` (bound, and named in SDP) defaults to the VIP when
   // clustered, else the SIP listen address, else this host's primary address.

@@ -268,9 +268,6 @@ class NodeImpl : public Node {
     if (o.media_address == "0.0.0.0") o.media_address = PrimaryAddress();
     o.rtp_port_min = config_.rtp_port_min;
     o.rtp_port_max = config_.rtp_port_max;
-    o.ring_timeout = config_.sip_ring_timeout;
-    o.max_duration = config_.sip_max_duration;
-    o.no_rtp_timeout = config_.sip_no_rtp_timeout;
     PBX_ASSIGN_OR_RETURN(auto sip, sip::SipService::Start(o, *gate_, [this] {
                            if (!gate_->is_open()) return false;
                            return !config_.cluster ||

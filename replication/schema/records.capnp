@@ -78,7 +78,14 @@ struct SystemSettings {
   banTrustPrivate @9 :Bool = true;  # RFC 1918 sources are never banned
   ipAllow @10 :List(Text);          # IP or CIDR: never banned
   ipDeny @11 :List(Text);           # IP or CIDR: always dropped
-  # Next free number: @12 (append only).
+  # Calls (FEATURES.md 8.1, 8.2; read by the B2BUA from the registrar's cache).
+  ringTimeout @12 :UInt32 = 30;         # seconds a call rings before the caller gets 480
+  maxCallDuration @13 :UInt32 = 10800;  # seconds of talk before the PBX hangs up; 0: none
+  noRtpTimeout @14 :UInt32 = 0;         # seconds without RTP from either phone; 0: off
+  sessionTimers @15 :Bool = false;      # RFC 4028 session timers offered and enforced
+  sessionExpires @16 :UInt32 = 1800;    # the interval the PBX asks for (90-7200 s)
+  sessionMinSe @17 :UInt32 = 90;        # the smallest interval it accepts (Min-SE)
+  # Next free number: @18 (append only).
 }
 
 # One change made through the REST API (who, when, from where, what). Key: records
@@ -316,7 +323,13 @@ struct CallDialog {
   route @6 :Text;       # where those requests go (the phone's source address, NAT-safe)
   localCseq @7 :UInt32;
   remoteCseq @8 :UInt32;
-  # Next free number: @9 (append only).
+  # RFC 4028 session timer of this dialog: the negotiated interval (seconds; 0: none) and
+  # whether the PBX is the refresher.
+  sessionInterval @9 :UInt32;
+  sessionPbxRefreshes @10 :Bool;
+  # The route set (RFC 3261 §12.1): Route URIs of in-dialog requests, first hop first.
+  routeSet @11 :List(Text);
+  # Next free number: @12 (append only).
 }
 
 # A call in progress, written at answer and deleted at its end, so that a new active can

@@ -268,6 +268,12 @@ std::string EncodeSettings(const SystemSettings& s) {
   b.setBanTrustPrivate(s.ban_trust_private);
   SetStrings(b.initIpAllow(static_cast<unsigned>(s.ip_allow.size())), s.ip_allow);
   SetStrings(b.initIpDeny(static_cast<unsigned>(s.ip_deny.size())), s.ip_deny);
+  b.setRingTimeout(s.ring_timeout);
+  b.setMaxCallDuration(s.max_call_duration);
+  b.setNoRtpTimeout(s.no_rtp_timeout);
+  b.setSessionTimers(s.session_timers);
+  b.setSessionExpires(s.session_expires);
+  b.setSessionMinSe(s.session_min_se);
   return Serialize(message);
 }
 
@@ -286,6 +292,12 @@ Result<SystemSettings> DecodeSettings(std::string_view bytes) {
     s.ban_trust_private = r.getBanTrustPrivate();
     s.ip_allow = GetStrings(r.getIpAllow());
     s.ip_deny = GetStrings(r.getIpDeny());
+    s.ring_timeout = r.getRingTimeout();
+    s.max_call_duration = r.getMaxCallDuration();
+    s.no_rtp_timeout = r.getNoRtpTimeout();
+    s.session_timers = r.getSessionTimers();
+    s.session_expires = r.getSessionExpires();
+    s.session_min_se = r.getSessionMinSe();
     return s;
   });
 }
@@ -1195,6 +1207,9 @@ void SetDialog(schema::CallDialog::Builder b, const CallDialog& d) {
   b.setRoute(ToText(d.route));
   b.setLocalCseq(d.local_cseq);
   b.setRemoteCseq(d.remote_cseq);
+  b.setSessionInterval(d.session_interval);
+  b.setSessionPbxRefreshes(d.session_pbx_refreshes);
+  SetStrings(b.initRouteSet(static_cast<unsigned>(d.route_set.size())), d.route_set);
 }
 
 CallDialog GetDialog(schema::CallDialog::Reader r) {
@@ -1208,6 +1223,9 @@ CallDialog GetDialog(schema::CallDialog::Reader r) {
   d.route = ToString(r.getRoute());
   d.local_cseq = r.getLocalCseq();
   d.remote_cseq = r.getRemoteCseq();
+  d.session_interval = r.getSessionInterval();
+  d.session_pbx_refreshes = r.getSessionPbxRefreshes();
+  d.route_set = GetStrings(r.getRouteSet());
   return d;
 }
 

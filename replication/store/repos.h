@@ -109,6 +109,13 @@ struct SystemSettings {
   bool ban_trust_private = true;      // RFC 1918 sources are never banned
   std::vector<std::string> ip_allow;  // IP or CIDR: never banned
   std::vector<std::string> ip_deny;   // IP or CIDR: always dropped
+  // Calls (FEATURES.md 8.1, 8.2).
+  uint32_t ring_timeout = 30;          // seconds a call rings before the caller gets 480
+  uint32_t max_call_duration = 10800;  // seconds of talk before the PBX hangs up; 0: none
+  uint32_t no_rtp_timeout = 0;         // seconds without RTP from either phone; 0: off
+  bool session_timers = false;         // RFC 4028, off by default
+  uint32_t session_expires = 1800;     // the interval asked for, 90-7200 s
+  uint32_t session_min_se = 90;        // the smallest accepted (Min-SE), 90-session_expires
 };
 
 class SettingsRepo {
@@ -493,6 +500,9 @@ struct CallDialog {
   std::string route;       // where requests go: "sip:host:port;transport=udp"
   uint32_t local_cseq = 0;
   uint32_t remote_cseq = 0;
+  uint32_t session_interval = 0;       // RFC 4028: negotiated seconds; 0: no session timer
+  bool session_pbx_refreshes = false;  // whether the PBX is the refresher of this dialog
+  std::vector<std::string> route_set;  // Route URIs of in-dialog requests, first hop first
   bool operator==(const CallDialog&) const = default;
 };
 

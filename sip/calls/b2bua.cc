@@ -16,6 +16,8 @@
 #include "media/sdp/sdp.h"
 #include "node/core/log.h"
 #include "sip/calls/dial.h"
+#include "sip/calls/session_timer.h"
+#include "sip/clock.h"
 #include "sip/routing/routing.h"
 #include "sip/trunk/carrier_auth.h"
 
@@ -100,6 +102,59 @@ std::string Unquoted(const char* display) {
 
 thread_local std::mt19937_64 rng{std::random_device{}()};
 
+// What a request or response says about RFC 4028 session timers.
+TimerHeaders ReadTimer(const sip_t* sip) {
+  TimerHeaders t;
+  if (sip == nullptr) return t;
+  t.supported =
+      sip_has_feature(sip->sip_supported, "timer") || sip_has_feature(sip->sip_require, "timer");
+  if (sip->sip_session_expires) {
+    t.session_expires = static_cast<uint32_t>(sip->sip_session_expires->x_delta);
+    const char* r = sip->sip_session_expires->x_refresher;
+    if (r) t.refresher = strcasecmp(r, "uas") == 0 ? "uas" : "uac";
+  }
+  if (sip->sip_min_se) t.min_se = static_cast<uint32_t>(sip->sip_min_se->min_delta);
+  return t;
+}
+
+// The Record-Route URIs of a message, in order; `reverse` for a UAC (RFC 3261 §12.1.2).
+std::vector<std::string> RouteSet(const sip_t* sip, bool reverse) {
+  std::vector<std::string> out;
+  for (const sip_record_route_t* r = sip ? sip->sip_record_route : nullptr; r; r = r->r_next) {
+    std::string uri = UrlText(r->r_url);
+    if (!uri.empty()) out.push_back(std::move(uri));
+  }
+  if (reverse) std::reverse(out.begin(), out.end());
+  return out;
+}
+
+// Loose routing: a dialog with a route set sends its requests to the first Route URI, with
+// every URI in Route headers; the Request-URI stays the remote target.
+void ApplyRouteSet(store::CallDialog& d, std::vector<std::string> route_set) {
+  d.route_set = std::move(route_set);
+  if (!d.route_set.empty()) d.route = d.route_set.front();
+}
+
+std::string RouteHeader(const store::CallDialog& d) {
+  std::string out;
+  for (const std::string& uri : d.route_set) out += (out.empty() ? "<" : ", <") + uri + ">";
+  return out;
+}
+
+// The session timer headers of an INVITE the PBX sends as UAC of a new dialog.
+std::string OfferHeaders(const UacOffer& o) {
+  if (o.session_expires == 0) return {};
+  return fmt::format("Supported: timer\r\nSession-Expires: {}\r\nMin-SE: {}", o.session_expires,
+                     o.min_se);
+}
+
+// The Session-Expires of a request in an established dialog (the PBX its UAC).
+std::string RefreshHeaders(const store::CallDialog& d) {
+  if (d.session_interval == 0) return {};
+  return "Supported: timer\r\nSession-Expires: " +
+         SessionExpiresText({d.session_interval, d.session_pbx_refreshes}, /*pbx_is_uac=*/true);
+}
+
 }  // namespace
 
 // One dialog of a call as the PBX holds it (store::CallDialog plus nothing).
@@ -113,6 +168,8 @@ struct B2bua::Branch {
   std::string remote_tag;
   bool final = false;
   int status = 0;
+  uint32_t cseq = 1;
+  bool retried_422 = false;  // sent again with a larger Session-Expires once
 };
 
 struct B2bua::Call {
@@ -136,8 +193,21 @@ struct B2bua::Call {
   nta_outgoing_t* re_orq = nullptr;
   Side re_from = Side::kA;
   std::string re_offer;
-  int best_status = 0;            // the most telling final response of the branches so far
-  uint32_t max_duration = 0;      // seconds; 0: no limit (the route's time limit, else the default)
+  int best_status = 0;  // the most telling final response of the branches so far
+  // The call timers as the settings were when the call began (seconds; 0: off).
+  uint32_t ring_timeout = 0, max_duration = 0, no_rtp_timeout = 0;
+  // RFC 4028: the settings at the start, A's negotiation, each side's schedule; the SDP last
+  // sent to each side, which a refresh re-INVITE resends unchanged (same o= version).
+  SessionTimerConfig timers;
+  UasNegotiation a_timer;
+  SessionSchedule a_schedule, b_schedule;
+  std::string sdp_to_a, sdp_to_b, re_out;
+  // Late offer (an INVITE without SDP): B's 200 offers, A's ACK answers; our ACK to B waits
+  // for it (the CSeq of B's 200 while it does), then carries the anchored answer.
+  bool late_offer = false;
+  std::vector<media::Codec> allowed;
+  uint32_t b_ack_cseq = 0;
+  std::string b_ack_sdp;
   std::string type = "internal";  // internal | outbound | inbound (the CDR's type)
   std::string trunk;              // the trunk of the B leg (outbound) or of A (inbound)
   // Outbound: the route's trunks in failover order, the one tried now and its state.
@@ -184,6 +254,7 @@ Status B2bua::Init() {
   stack_.SetHandler(sip_method_invite, [this](nta_incoming_t* irq, const sip_t* sip,
                                               const Source& src) { OnInvite(irq, sip, src); });
   bind(sip_method_bye, &B2bua::OnBye);
+  bind(sip_method_update, &B2bua::OnUpdate);
   stack_.SetHandler(sip_method_ack,
                     [this](nta_incoming_t*, const sip_t* sip, const Source&) { OnAck(sip); });
   // A CANCEL that matches no INVITE transaction (nta answers the others itself).
@@ -274,8 +345,21 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
   nta_incoming_treply(irq, SIP_100_TRYING, TAG_END());
 
   std::string body = Body(sip);
-  if (body.empty()) return reply(488, "Offer Required");  // late offer is not supported
-  if (!media::SessionDescription::Parse(body).ok()) return reply(400, "Bad SDP");
+  // No body: a late offer (B's 200 offers, A's ACK answers).
+  if (!body.empty() && !media::SessionDescription::Parse(body).ok()) {
+    return reply(400, "Bad SDP");
+  }
+  const store::SystemSettings& settings = registrar_.settings();
+  SessionTimerConfig timers{settings.session_timers, settings.session_expires,
+                            settings.session_min_se};
+  UasNegotiation a_timer = NegotiateUas(timers, ReadTimer(sip));
+  if (a_timer.status == 422) {  // the phone retries with at least our Min-SE
+    std::string min_se = std::to_string(a_timer.min_se);
+    nta_incoming_treply(irq, 422, "Session Interval Too Small", SIPTAG_MIN_SE_STR(min_se.c_str()),
+                        TAG_END());
+    nta_incoming_destroy(irq);
+    return;
+  }
   const Registrar::ExtInfo* caller_ext = in_trunk ? nullptr : registrar_.FindExtension(caller);
   std::string caller_name = caller_ext ? caller_ext->name : Unquoted(sip->sip_from->a_display);
   std::string dialled = sip->sip_request->rq_url->url_user;
@@ -374,7 +458,8 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
       outbound
           ? TrunkCodecs(caller_ext->codecs, trunks_.Find(target.route.trunks[*first_trunk])->codecs)
           : AllowedCodecs(caller_ext ? caller_ext->codecs : in_trunk->codecs);
-  Result<std::string> to_b = media->Offer(Side::kA, body, allowed);
+  Result<std::string> to_b =
+      body.empty() ? Result<std::string>(std::string()) : media->Offer(Side::kA, body, allowed);
   if (!to_b.ok()) {
     PBX_LOG(kInfo, "calls", "offer from {} refused: {}", caller, to_b.status().message());
     return refuse(SIP_488_NOT_ACCEPTABLE, "failed", "no common codec", target.number);
@@ -388,7 +473,14 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
   call.dialled = dialled;
   call.callee = target.number;
   call.start_ms = NowUnixMs();
-  call.max_duration = options_.max_duration;
+  call.timers = timers;
+  call.a_timer = a_timer;
+  call.sdp_to_b = *to_b;
+  call.late_offer = body.empty();
+  call.allowed = allowed;
+  call.ring_timeout = settings.ring_timeout;
+  call.max_duration = settings.max_call_duration;
+  call.no_rtp_timeout = settings.no_rtp_timeout;
   call.type = outbound ? "outbound" : type;
   if (in_trunk) call.trunk = in_trunk->name;
   call.media.emplace(std::move(*media));
@@ -407,6 +499,7 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
   call.a.remote_uri = AddrText(sip->sip_from);
   call.a.target = UrlText(sip->sip_contact->m_url);
   call.a.route = RouteTo(src.ip_text, src.port, src.transport);
+  ApplyRouteSet(call.a, RouteSet(sip, /*reverse=*/false));
   call.a.remote_cseq = sip->sip_cseq->cs_seq;
   call.a.local_cseq = 0;
   // Side B: ours, one Call-ID for every branch.
@@ -455,7 +548,8 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
     Peer p = call.b;
     p.target = call.branches[i].target;
     p.route = call.branches[i].route;
-    call.branches[i].orq = Send(&call, Purpose::kBranch, "INVITE", p, *to_b, 1, i);
+    call.branches[i].orq = Send(&call, Purpose::kBranch, "INVITE", p, *to_b, 1, i,
+                                OfferHeaders(OfferUac(call.timers)));
     if (call.branches[i].orq == nullptr) {
       call.branches[i].final = true;
       call.branches[i].status = 503;
@@ -491,8 +585,10 @@ void B2bua::OnReinvite(Call& call, Side from, nta_incoming_t* irq, const sip_t* 
   call.re_irq = irq;
   call.re_from = from;
   call.re_offer = body;
+  call.re_out = *out;
   Peer& other = from == Side::kA ? call.b : call.a;
-  call.re_orq = Send(&call, Purpose::kReinvite, "INVITE", other, *out);
+  call.re_orq = Send(&call, Purpose::kReinvite, "INVITE", other, *out, std::nullopt, 0,
+                     RefreshHeaders(other));
   if (call.re_orq == nullptr) {
     nta_incoming_treply(irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
     nta_incoming_destroy(irq);
@@ -525,6 +621,26 @@ void B2bua::OnAck(const sip_t* sip) {
   if (call == nullptr || side != Side::kA || call->a_irq == nullptr || !call->a_final) return;
   nta_incoming_destroy(call->a_irq);
   call->a_irq = nullptr;
+  AnswerLateOffer(*call, Body(sip));
+}
+
+void B2bua::AnswerLateOffer(Call& call, const std::string& sdp) {
+  if (call.b_ack_cseq == 0) return;
+  uint32_t cseq = call.b_ack_cseq;
+  call.b_ack_cseq = 0;
+  Result<std::string> to_b = sdp.empty() ? Result<std::string>(Status::InvalidArgument("none"))
+                                         : call.media->Answer(Side::kA, sdp);
+  if (!to_b.ok()) {
+    PBX_LOG(kInfo, "calls", "call {}: the caller's ACK has no usable answer: {}", call.id,
+            to_b.status().message());
+    SendAck(call.b, cseq);  // B's 200 is acknowledged; then BYE to both
+    return End(call, 0, nullptr, "failed", "no answer in ACK", "pbx");
+  }
+  call.answer = sdp;
+  call.sdp_to_b = *to_b;
+  call.b_ack_sdp = *to_b;
+  SendAck(call.b, cseq, *to_b);
+  StoreRuntime(call);
 }
 
 void B2bua::OnCancelOrAck(nta_incoming_t* irq, const sip_t* sip) {
@@ -547,11 +663,13 @@ void B2bua::OnCancelOrAck(nta_incoming_t* irq, const sip_t* sip) {
     }
     // The ACK of our 2xx (or of an error; then the call is gone already).
     if (call.a_final) {
-      stack_.Post([this, call_id, irq] {
+      std::string sdp = sip ? Body(sip) : std::string();
+      stack_.Post([this, call_id, irq, sdp] {
         auto it = calls_.find(call_id);
         if (it == calls_.end() || it->second->a_irq != irq) return;
         nta_incoming_destroy(irq);
         it->second->a_irq = nullptr;
+        AnswerLateOffer(*it->second, sdp);
       });
     }
     return;
@@ -583,15 +701,34 @@ void B2bua::OnResponse(nta_outgoing_t* orq, const sip_t* sip) {
     OnReinviteResponse(call, status, sip);
     nta_outgoing_destroy(orq);
   }
+  if (p.purpose == Purpose::kRefresh && status >= 200) {
+    pending_.erase(it);
+    OnRefreshResponse(call, p.branch == 0 ? Side::kA : Side::kB, status, sip);  // may End
+    nta_outgoing_destroy(orq);
+  }
 }
 
 void B2bua::OnBranchResponse(Call& call, size_t index, int status, const sip_t* sip) {
   Branch& br = call.branches[index];
   if (index + 1 == call.branches.size()) call.trunk_responded = true;
+  if (status == 422 && !br.retried_422 && sip && sip->sip_min_se && !call.winner && !call.a_final) {
+    // RFC 4028 §7.3: once more with the callee's Min-SE, CSeq + 1 in the same dialog.
+    br.retried_422 = true;
+    pending_.erase(br.orq);
+    nta_outgoing_destroy(br.orq);
+    Peer p = call.b;
+    p.target = br.target;
+    p.route = br.route;
+    uint32_t min_se = static_cast<uint32_t>(sip->sip_min_se->min_delta);
+    br.orq = Send(&call, Purpose::kBranch, "INVITE", p, call.sdp_to_b, ++br.cseq, index,
+                  OfferHeaders(OfferUac(call.timers, min_se)));
+    if (br.orq) return;
+    sip = nullptr;
+  }
   if (status < 200) {
     if (status == 100 || call.state != Call::State::kRinging || call.a_final) return;
     std::string sdp = Body(sip);
-    if (!sdp.empty() && !call.early_sdp) {
+    if (!sdp.empty() && !call.early_sdp && !call.late_offer) {
       Result<std::string> to_a = call.media->Answer(Side::kB, sdp);
       if (to_a.ok()) {
         call.early_sdp = true;
@@ -612,13 +749,15 @@ void B2bua::OnBranchResponse(Call& call, size_t index, int status, const sip_t* 
     Peer dialog = call.b;
     dialog.target = sip && sip->sip_contact ? UrlText(sip->sip_contact->m_url) : br.target;
     dialog.route = br.route;
+    ApplyRouteSet(dialog, RouteSet(sip, /*reverse=*/true));
     dialog.remote_tag = br.remote_tag;
     uint32_t cseq = sip && sip->sip_cseq ? sip->sip_cseq->cs_seq : 1;
     if (call.winner || call.a_final) {
       // A retransmission of the winner's 200 (our ACK was lost) or a late 200 of another
       // branch, which is acknowledged and hung up at once.
-      SendAck(dialog, cseq);
-      if (!call.winner || *call.winner != index) {
+      bool winner = call.winner && *call.winner == index;
+      if (!winner || call.b_ack_cseq == 0) SendAck(dialog, cseq, winner ? call.b_ack_sdp : "");
+      if (!winner) {
         br.final = true;
         Peer loser = dialog;
         loser.local_cseq = cseq + 1;
@@ -629,22 +768,39 @@ void B2bua::OnBranchResponse(Call& call, size_t index, int status, const sip_t* 
     call.winner = index;
     br.final = true;
     call.b = dialog;
-    SendAck(call.b, cseq);
+    call.b.local_cseq = std::max(call.b.local_cseq, cseq);
+    if (!call.late_offer) SendAck(call.b, cseq);
     CancelBranches(call, index);
     std::string sdp = Body(sip);
     if (!call.early_sdp) {
       Result<std::string> to_a = sdp.empty() ? Result<std::string>(Status::InvalidArgument("none"))
-                                             : call.media->Answer(Side::kB, sdp);
+                                 : call.late_offer ? call.media->Offer(Side::kB, sdp, call.allowed)
+                                                   : call.media->Answer(Side::kB, sdp);
       if (!to_a.ok()) {
         PBX_LOG(kInfo, "calls", "call {}: answer of {} refused: {}", call.id, call.callee,
                 to_a.status().message());
+        if (call.late_offer) SendAck(call.b, cseq);  // acknowledged, then hung up
         return End(call, SIP_488_NOT_ACCEPTABLE, "failed", "no common codec", "pbx");
       }
       call.a_answer = *to_a;
       call.answer = sdp;
+      if (call.late_offer) {
+        call.offer = sdp;
+        call.offer_from_b = true;
+        call.answer.clear();
+        call.b_ack_cseq = cseq;
+      }
     }
     call.state = Call::State::kTalking;
     call.answer_ms = NowUnixMs();
+    call.sdp_to_a = call.a_answer;
+    LegTimer b_timer = AcceptUac(ReadTimer(sip));
+    call.b.session_interval = b_timer.interval;
+    call.b.session_pbx_refreshes = b_timer.pbx_refreshes;
+    call.a.session_interval = call.a_timer.timer.interval;
+    call.a.session_pbx_refreshes = call.a_timer.timer.pbx_refreshes;
+    call.a_schedule.Start(call.a_timer.timer, NowMs());
+    call.b_schedule.Start(b_timer, NowMs());
     ReplyA(call, SIP_200_OK, call.a_answer);
     PBX_LOG(kInfo, "calls", "call {}: {} answered", call.id, call.callee);
     StoreRuntime(call);
@@ -689,6 +845,7 @@ void B2bua::OnReinviteResponse(Call& call, int status, const sip_t* sip) {
   }
   SendAck(other, sip && sip->sip_cseq ? sip->sip_cseq->cs_seq : other.local_cseq);
   if (sip && sip->sip_contact) other.target = UrlText(sip->sip_contact->m_url);
+  (answerer == Side::kA ? call.a_schedule : call.b_schedule).Refreshed(NowMs());
   std::string sdp = Body(sip);
   Result<std::string> back = sdp.empty() ? Result<std::string>(Status::InvalidArgument("none"))
                                          : call.media->Answer(answerer, sdp);
@@ -701,8 +858,17 @@ void B2bua::OnReinviteResponse(Call& call, int status, const sip_t* sip) {
   call.offer = call.re_offer;
   call.answer = sdp;
   call.offer_from_b = call.re_from == Side::kB;
+  (call.re_from == Side::kA ? call.sdp_to_b : call.sdp_to_a) = call.re_out;
+  (call.re_from == Side::kA ? call.sdp_to_a : call.sdp_to_b) = *back;
+  (call.re_from == Side::kA ? call.a_schedule : call.b_schedule).Refreshed(NowMs());
+  const Peer& from = call.re_from == Side::kA ? call.a : call.b;
+  std::string se = from.session_interval
+                       ? SessionExpiresText({from.session_interval, from.session_pbx_refreshes},
+                                            /*pbx_is_uac=*/false)
+                       : "";
   std::string contact = Contact();
   nta_incoming_treply(irq, SIP_200_OK, SIPTAG_CONTACT_STR(contact.c_str()),
+                      TAG_IF(!se.empty(), SIPTAG_SESSION_EXPIRES_STR(se.c_str())),
                       SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(back->c_str()),
                       TAG_END());
   // The ACK of this 2xx carries nothing we need; nta absorbs or drops it.
@@ -714,7 +880,7 @@ void B2bua::OnReinviteResponse(Call& call, int status, const sip_t* sip) {
 
 nta_outgoing_t* B2bua::Send(Call* call, Purpose purpose, const char* method, Peer& peer,
                             const std::string& body, std::optional<uint32_t> cseq, size_t branch,
-                            const std::string& extra_header) {
+                            const std::string& headers) {
   uint32_t seq = cseq ? *cseq : ++peer.local_cseq;
   msg_t* msg = nta_msg_create(stack_.agent(), 0);
   if (msg == nullptr) return nullptr;
@@ -725,17 +891,18 @@ nta_outgoing_t* B2bua::Send(Call* call, Purpose purpose, const char* method, Pee
                        ? peer.remote_uri
                        : fmt::format("{};tag={}", peer.remote_uri, peer.remote_tag);
   std::string cseq_text = fmt::format("{} {}", seq, method);
+  std::string route = RouteHeader(peer);
   std::string contact = Contact();
   bool invite = strcmp(method, "INVITE") == 0;
   if (sip_add_tl(msg, sip, SIPTAG_REQUEST_STR(request.c_str()), SIPTAG_FROM_STR(from.c_str()),
                  SIPTAG_TO_STR(to.c_str()), SIPTAG_CALL_ID_STR(peer.call_id.c_str()),
                  SIPTAG_CSEQ_STR(cseq_text.c_str()), SIPTAG_MAX_FORWARDS_STR("70"),
+                 TAG_IF(!route.empty(), SIPTAG_ROUTE_STR(route.c_str())),
                  TAG_IF(invite, SIPTAG_CONTACT_STR(contact.c_str())),
-                 TAG_IF(invite, SIPTAG_ALLOW_STR("INVITE, ACK, CANCEL, BYE, OPTIONS")),
+                 TAG_IF(invite, SIPTAG_ALLOW_STR("INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE")),
+                 TAG_IF(!headers.empty(), SIPTAG_HEADER_STR(headers.c_str())),
                  TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
-                 TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())),
-                 TAG_IF(!extra_header.empty(), SIPTAG_HEADER_STR(extra_header.c_str())),
-                 TAG_END()) < 0) {
+                 TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())), TAG_END()) < 0) {
     msg_destroy(msg);
     return nullptr;
   }
@@ -755,7 +922,7 @@ nta_outgoing_t* B2bua::Send(Call* call, Purpose purpose, const char* method, Pee
   return orq;
 }
 
-void B2bua::SendAck(Peer& peer, uint32_t cseq) {
+void B2bua::SendAck(Peer& peer, uint32_t cseq, const std::string& body) {
   msg_t* msg = nta_msg_create(stack_.agent(), 0);
   if (msg == nullptr) return;
   sip_t* sip = sip_object(msg);
@@ -763,10 +930,13 @@ void B2bua::SendAck(Peer& peer, uint32_t cseq) {
   std::string from = fmt::format("{};tag={}", peer.local_uri, peer.local_tag);
   std::string to = fmt::format("{};tag={}", peer.remote_uri, peer.remote_tag);
   std::string cseq_text = fmt::format("{} ACK", cseq);
+  std::string route = RouteHeader(peer);
   if (sip_add_tl(msg, sip, SIPTAG_REQUEST_STR(request.c_str()), SIPTAG_FROM_STR(from.c_str()),
                  SIPTAG_TO_STR(to.c_str()), SIPTAG_CALL_ID_STR(peer.call_id.c_str()),
                  SIPTAG_CSEQ_STR(cseq_text.c_str()), SIPTAG_MAX_FORWARDS_STR("70"),
-                 TAG_END()) < 0) {
+                 TAG_IF(!route.empty(), SIPTAG_ROUTE_STR(route.c_str())),
+                 TAG_IF(!body.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+                 TAG_IF(!body.empty(), SIPTAG_PAYLOAD_STR(body.c_str())), TAG_END()) < 0) {
     msg_destroy(msg);
     return;
   }
@@ -792,7 +962,12 @@ void B2bua::CancelBranches(Call& call, std::optional<size_t> except) {
 void B2bua::ReplyA(Call& call, int status, const char* phrase, const std::string& sdp) {
   if (call.a_irq == nullptr || call.a_final) return;
   std::string contact = Contact();
+  // RFC 4028 §9: the 2xx carries the negotiated Session-Expires.
+  const std::string& se = call.a_timer.session_expires;
+  bool timer = status >= 200 && status < 300 && !se.empty();
   nta_incoming_treply(call.a_irq, status, phrase, SIPTAG_CONTACT_STR(contact.c_str()),
+                      TAG_IF(timer, SIPTAG_SESSION_EXPIRES_STR(se.c_str())),
+                      TAG_IF(timer && call.a_timer.require, SIPTAG_REQUIRE_STR("timer")),
                       TAG_IF(!sdp.empty(), SIPTAG_CONTENT_TYPE_STR("application/sdp")),
                       TAG_IF(!sdp.empty(), SIPTAG_PAYLOAD_STR(sdp.c_str())), TAG_END());
   if (status >= 200) {
@@ -896,7 +1071,7 @@ bool B2bua::SendTrunkInvite(Call& call, const std::string& sdp, const std::strin
   p.route = br.route;
   call.b_offer = sdp;
   call.trunk_responded = false;
-  uint32_t wait = t->no_answer_timeout ? t->no_answer_timeout : options_.ring_timeout;
+  uint32_t wait = t->no_answer_timeout ? t->no_answer_timeout : call.ring_timeout;
   call.trunk_deadline_ms = NowUnixMs() + int64_t{wait} * 1000;
   call.branches[i].orq =
       Send(&call, Purpose::kBranch, "INVITE", p, sdp, call.b.local_cseq, i, auth_header);
@@ -972,6 +1147,10 @@ void B2bua::Tick() {
     if (call.a_irq && call.a_final && now >= call.ack_deadline_ms) {
       nta_incoming_destroy(call.a_irq);  // no ACK: the phone is gone; BYE decides
       call.a_irq = nullptr;
+      if (call.b_ack_cseq) {  // a late offer never answered
+        AnswerLateOffer(call, "");
+        continue;
+      }
     }
     if (call.state == Call::State::kRinging && call.type == "outbound") {
       // The trunk's no-answer timer: a silent trunk yields to the next one; a ringing
@@ -986,29 +1165,104 @@ void B2bua::Tick() {
       continue;
     }
     if (call.state == Call::State::kRinging) {
-      if (now - call.start_ms >= int64_t{options_.ring_timeout} * 1000) {
+      if (now - call.start_ms >= int64_t{call.ring_timeout} * 1000) {
         PBX_LOG(kInfo, "calls", "call {}: no answer from {} in {} s", call.id, call.callee,
-                options_.ring_timeout);
+                call.ring_timeout);
         CancelBranches(call, std::nullopt);
         End(call, SIP_480_TEMPORARILY_UNAVAILABLE, "no_answer", "no answer", "pbx");
       }
       continue;
     }
+    if (!TickSessionTimers(call)) continue;
     if (call.max_duration && now - call.answer_ms >= int64_t{call.max_duration} * 1000) {
       End(call, 0, nullptr, "answered", "maximum duration", "pbx");
       continue;
     }
-    if (options_.no_rtp_timeout && call.media) {
+    if (call.no_rtp_timeout && call.media) {
       Result<media::RelayStats> st = call.media->Stats();
-      auto limit = std::chrono::seconds(options_.no_rtp_timeout);
+      auto limit = std::chrono::seconds(call.no_rtp_timeout);
       auto since = std::chrono::steady_clock::now() - limit;
       auto last = [&](const media::LegCounters& l) { return l.last_packet.value_or(since); };
-      if (st.ok() && now - call.answer_ms >= int64_t{options_.no_rtp_timeout} * 1000 &&
+      if (st.ok() && now - call.answer_ms >= int64_t{call.no_rtp_timeout} * 1000 &&
           last(st->a) <= since && last(st->b) <= since) {
         End(call, 0, nullptr, "answered", "no RTP", "pbx");
       }
     }
   }
+}
+
+// --- RFC 4028 session timers (sip/calls/session_timer.h) ---
+
+// An UPDATE without SDP refreshes its dialog (one with SDP would be an offer: not handled,
+// phones re-INVITE for that).
+void B2bua::OnUpdate(nta_incoming_t* irq, const sip_t* sip) {
+  Side side;
+  Call* call = sip->sip_call_id ? FindByCallId(sip->sip_call_id->i_id, &side) : nullptr;
+  if (call == nullptr || call->state != Call::State::kTalking || !sip->sip_cseq) {
+    nta_incoming_treply(irq, SIP_481_NO_TRANSACTION, TAG_END());
+    nta_incoming_destroy(irq);
+    return;
+  }
+  if (!Body(sip).empty()) {
+    nta_incoming_treply(irq, SIP_488_NOT_ACCEPTABLE, TAG_END());
+    nta_incoming_destroy(irq);
+    return;
+  }
+  Peer& peer = side == Side::kA ? call->a : call->b;
+  peer.remote_cseq = sip->sip_cseq->cs_seq;
+  (side == Side::kA ? call->a_schedule : call->b_schedule).Refreshed(NowMs());
+  std::string se = peer.session_interval
+                       ? SessionExpiresText({peer.session_interval, peer.session_pbx_refreshes},
+                                            /*pbx_is_uac=*/false)
+                       : "";
+  std::string contact = Contact();
+  nta_incoming_treply(irq, SIP_200_OK, SIPTAG_CONTACT_STR(contact.c_str()),
+                      TAG_IF(!se.empty(), SIPTAG_SESSION_EXPIRES_STR(se.c_str())),
+                      TAG_IF(!se.empty(), SIPTAG_REQUIRE_STR("timer")), TAG_END());
+  nta_incoming_destroy(irq);
+}
+
+// The PBX refreshes with a re-INVITE carrying the SDP it last sent to that side, unchanged
+// (every phone takes a re-INVITE; UPDATE is optional in RFC 3311). The answer changes nothing.
+void B2bua::Refresh(Call& call, Side side) {
+  // A re-INVITE in progress refreshes both sides when it succeeds, and ours would glare.
+  if (call.re_irq || call.re_orq) return;
+  Peer& peer = side == Side::kA ? call.a : call.b;
+  const std::string& sdp = side == Side::kA ? call.sdp_to_a : call.sdp_to_b;
+  PBX_LOG(kDebug, "calls", "call {}: session refresh of the {}", call.id,
+          side == Side::kA ? "caller" : "callee");
+  Send(&call, Purpose::kRefresh, "INVITE", peer, sdp, std::nullopt, side == Side::kA ? 0 : 1,
+       RefreshHeaders(peer));
+}
+
+void B2bua::OnRefreshResponse(Call& call, Side side, int status, const sip_t* sip) {
+  Peer& peer = side == Side::kA ? call.a : call.b;
+  if (status < 300) {
+    SendAck(peer, sip && sip->sip_cseq ? sip->sip_cseq->cs_seq : peer.local_cseq);
+    if (sip && sip->sip_contact) peer.target = UrlText(sip->sip_contact->m_url);
+    (side == Side::kA ? call.a_schedule : call.b_schedule).Refreshed(NowMs());
+    return;
+  }
+  // 408 and 481: the dialog is gone (RFC 5057); anything else waits for the expiry.
+  if (status == 408 || status == 481) {
+    End(call, 0, nullptr, "answered", "session refresh failed", "pbx");
+  }
+}
+
+bool B2bua::TickSessionTimers(Call& call) {
+  int64_t now = NowMs();
+  for (Side side : {Side::kA, Side::kB}) {
+    SessionSchedule& schedule = side == Side::kA ? call.a_schedule : call.b_schedule;
+    SessionSchedule::Action action = schedule.Poll(now);
+    if (action == SessionSchedule::Action::kRefresh) Refresh(call, side);
+    if (action == SessionSchedule::Action::kExpire) {
+      PBX_LOG(kInfo, "calls", "call {}: no session refresh from the {}", call.id,
+              side == Side::kA ? "caller" : "callee");
+      End(call, 0, nullptr, "answered", "session timer expired", "pbx");
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace pbx::sip

@@ -30,9 +30,6 @@ namespace pbx::sip {
 struct CallOptions {
   std::string address;  // the PBX address in Contact headers and SDP (the VIP when clustered)
   uint16_t sip_port = 5060;
-  uint32_t ring_timeout = 30;     // seconds without an answer: 480 to the caller
-  uint32_t max_duration = 10800;  // seconds of talk before the PBX hangs up; 0: no limit
-  uint32_t no_rtp_timeout = 0;    // seconds with no RTP from either phone: hang up; 0: off
 };
 
 class B2bua {
@@ -56,7 +53,7 @@ class B2bua {
   struct Branch;
   struct Call;
   struct Pending;
-  enum class Purpose : uint8_t { kBranch, kReinvite, kBye };
+  enum class Purpose : uint8_t { kBranch, kReinvite, kBye, kRefresh };
 
   void OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src);
   void OnReinvite(Call& call, media::Side from, nta_incoming_t* irq, const sip_t* sip);
@@ -67,12 +64,23 @@ class B2bua {
   void OnBranchResponse(Call& call, size_t branch, int status, const sip_t* sip);
   void OnReinviteResponse(Call& call, int status, const sip_t* sip);
   void Tick();
+  // RFC 4028 (session_timer.h): an UPDATE refreshing a dialog, our refresh of one side, the
+  // answer to it, and the timers of a call due at each tick.
+  void OnUpdate(nta_incoming_t* irq, const sip_t* sip);
+  void Refresh(Call& call, media::Side side);
+  void OnRefreshResponse(Call& call, media::Side side, int status, const sip_t* sip);
+  // False when the call ended (session expired).
+  bool TickSessionTimers(Call& call);
 
   // Sends an in-dialog request to `peer` (CSeq from its counter unless `cseq` is given).
+  // `headers`: extra header lines ("Name: value\r\n"...), e.g. the session timer's.
   nta_outgoing_t* Send(Call* call, Purpose purpose, const char* method, Peer& peer,
                        const std::string& body, std::optional<uint32_t> cseq = std::nullopt,
-                       size_t branch = 0, const std::string& extra_header = "");
-  void SendAck(Peer& peer, uint32_t cseq);
+                       size_t branch = 0, const std::string& headers = "");
+  void SendAck(Peer& peer, uint32_t cseq, const std::string& body = "");
+  // Late offer: A's ACK (`sdp`) answers B's offer and goes to B in our ACK. Without a usable
+  // answer the call ends (BYE to both). `call` may be destroyed.
+  void AnswerLateOffer(Call& call, const std::string& sdp);
   void CancelBranches(Call& call, std::optional<size_t> except);
   // Replies a final status to A's INVITE (if not done yet) and ends the call: BYE to each
   // answered side but `side` ("caller" | "callee" | "pbx": who hung up), relay released,

@@ -51,6 +51,9 @@ class Registrar {
   void Unsubscribe();
 
   const RegistrarCounters& counters() const { return counters_; }
+  // The cached system settings (call timers among them): they follow the feed, so a change
+  // applies to the next request without a restart. Signalling thread.
+  const store::SystemSettings& settings() const { return settings_; }
 
   // What the signalling thread keeps of an extension (the config record, cached).
   struct ExtInfo {

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/integration/pbxd_fixture.h"
 #include "tests/integration/sip_phone.h"
 #include "tests/support/process.h"
 #include "tests/support/sip_test_ua.h"
@@ -32,46 +33,23 @@ constexpr char kPassword[] = "Call5-pw";
 class SipCallsTest : public testing::Test {
  protected:
   void SetUp() override {
-    std::string config = dir_.Sub("pbx.toml");
-    std::ofstream(config) << "[node]\nname = \"calltest\"\n"
-                          << "data_dir = \"" << dir_.Sub("data") << "\"\n"
-                          << "run_dir = \"" << dir_.Sub("run") << "\"\n"
-                          << "[api]\nport = 0\n"
-                          << "[sip]\nlisten = \"127.0.0.1\"\nudp_port = 0\ntcp_port = 0\n"
-                          << "tls_port = 0\nring_timeout = 3\n"
-                          << "[media]\nrtp_port_min = 40000\nrtp_port_max = 49999\n"
-                          << "[demo]\nextensions = false\n";
-    pbxd_ = std::make_unique<test::Process>(std::vector<std::string>{PBXD_PATH, "--config", config},
-                                            dir_.Sub("pbxd.log"));
-    ASSERT_TRUE(test::WaitFor([&] { return std::filesystem::exists(dir_.Sub("run/ready.json")); },
-                              std::chrono::seconds(30)))
-        << pbxd_->Log();
-    json ready = json::parse(test::ReadFile(dir_.Sub("run/ready.json")));
-    sip_port_ = ready["sip_udp"].get<uint16_t>();
-    ASSERT_TRUE(Add("2001", "Alice"));
-    ASSERT_TRUE(Add("2002", "Bob"));
-    ASSERT_TRUE(Add("2003", "Carol", {"--no-call-waiting"}));
+    pbxd_ = test::StartPbxd(dir_, "calltest", /*demo_extensions=*/false,
+                            "[media]\nrtp_port_min = 40000\nrtp_port_max = 49999\n");
+    ASSERT_TRUE(pbxd_) << test::ReadFile(dir_.Sub("pbxd.log"));
+    sip_port_ = test::ReadyJson(dir_)["sip_udp"].get<uint16_t>();
+    ASSERT_EQ(test::AddExtension(dir_, "2001", "Alice", kPassword), "");
+    ASSERT_EQ(test::AddExtension(dir_, "2002", "Bob", kPassword), "");
+    ASSERT_EQ(test::AddExtension(dir_, "2003", "Carol", kPassword, {"--no-call-waiting"}), "");
+    // Short enough for the no-answer test; a replicated setting, read by the next call.
+    ASSERT_EQ(test::Api(dir_, "PUT", "/api/v1/settings", json{{"ring_timeout", 3}}).first, 200);
   }
 
-  bool Add(const std::string& number, const std::string& name,
-           std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"ext", "add", number, "--name", name, "--password", kPassword};
-    args.insert(args.end(), extra.begin(), extra.end());
-    test::CommandResult r = Pbxctl(args);
-    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-    return r.exit_code == 0;
-  }
-
-  test::CommandResult Pbxctl(std::vector<std::string> args) {
-    args.insert(args.begin(), {PBXCTL_PATH, "--run-dir", dir_.Sub("run")});
-    return test::Run(args);
-  }
+  test::CommandResult Pbxctl(std::vector<std::string> args) { return test::Pbxctl(dir_, args); }
 
   json PbxctlJson(std::vector<std::string> args) {
-    args.push_back("--json");
-    test::CommandResult r = Pbxctl(args);
-    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-    return json::parse(r.out, nullptr, false);
+    json out = test::PbxctlJson(dir_, args);
+    EXPECT_FALSE(out.is_discarded());
+    return out;
   }
 
   // A registered phone on its own loopback address.
@@ -345,6 +323,151 @@ TEST_F(SipCallsTest, WrongDigestAndMalformedInviteMakeNoCall) {
   ASSERT_EQ(cdr.size(), 1u) << cdr.dump();
   EXPECT_EQ(cdr[0]["status"], "failed");
   EXPECT_EQ(cdr[0]["cause"], "no common codec");
+}
+
+// RFC 4028 session timers, switched on through the API: a caller's interval below Min-SE
+// gets 422; the PBX offers its interval to the callee and retries its 422 with the larger
+// Min-SE; each side's 2xx names the interval and the refresher.
+TEST_F(SipCallsTest, SessionTimersNegotiateOnEachLegWith422) {
+  ASSERT_EQ(
+      test::Api(dir_, "PUT", "/api/v1/settings",
+                json{{"session_timers", true}, {"session_expires", 1800}, {"session_min_se", 120}})
+          .first,
+      200);
+  auto alice = Register("2001", "127.0.0.61");
+  auto bob = Register("2002", "127.0.0.62");
+  alice->invite_headers = "Supported: timer\r\nSession-Expires: 100\r\n";
+  std::optional<SipResponse> r = Dial(*alice, "2002");
+  if (r && r->status == 100) r = alice->Final();
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 422) << r->raw;
+  EXPECT_EQ(r->Header("Min-SE"), "120") << r->raw;
+  alice->AckError(*r, "2002");
+  EXPECT_FALSE(bob->Expect("INVITE", 300ms));
+
+  alice->invite_headers = "Supported: timer\r\nSession-Expires: 600;refresher=uac\r\n";
+  ASSERT_TRUE(Dial(*alice, "2002"));
+  std::optional<SipResponse> inv = bob->Expect("INVITE");
+  ASSERT_TRUE(inv) << pbxd_->Log();
+  EXPECT_NE(inv->Header("Supported").find("timer"), std::string::npos) << inv->raw;
+  EXPECT_EQ(inv->Header("Session-Expires"), "1800") << inv->raw;
+  EXPECT_EQ(inv->Header("Min-SE"), "120") << inv->raw;
+  bob->ua->Respond(*inv, 422, "Session Interval Too Small", "x422", "Min-SE: 2400\r\n");
+  std::optional<SipResponse> again = bob->Expect("INVITE");
+  ASSERT_TRUE(again) << pbxd_->Log();
+  EXPECT_EQ(again->Header("Session-Expires"), "2400") << again->raw;
+  EXPECT_EQ(again->Header("Min-SE"), "2400") << again->raw;
+  EXPECT_EQ(again->Header("CSeq"), "2 INVITE") << again->raw;
+  bob->TakeInvite(*again);
+  bob->ua->Respond(
+      *again, 200, "OK", bob->local_tag,
+      bob->ContactHeader() + "Require: timer\r\nSession-Expires: 2400;refresher=uas\r\n",
+      Sdp(bob->ua->local_ip(), 9078));
+  std::optional<SipResponse> ok = alice->Final();
+  ASSERT_TRUE(ok) << pbxd_->Log();
+  ASSERT_EQ(ok->status, 200) << ok->raw;
+  EXPECT_EQ(ok->Header("Session-Expires"), "600;refresher=uac") << ok->raw;
+  EXPECT_NE(ok->Header("Require").find("timer"), std::string::npos) << ok->raw;
+  alice->Ack2xx(*ok);
+  ASSERT_TRUE(bob->Expect("ACK")) << pbxd_->Log();
+
+  // Alice refreshes with UPDATE: answered with her interval.
+  alice->ua->SendRaw(alice->InDialog("UPDATE", ++alice->cseq));
+  std::optional<SipResponse> upd = alice->Final();
+  ASSERT_TRUE(upd) << pbxd_->Log();
+  EXPECT_EQ(upd->status, 200) << upd->raw;
+  EXPECT_EQ(upd->Header("Session-Expires"), "600;refresher=uac") << upd->raw;
+
+  // Bob hangs up; the PBX's BYE to Alice follows.
+  bob->ua->SendRaw(bob->InDialog("BYE", ++bob->cseq));
+  std::optional<SipResponse> bye = alice->Expect("BYE");
+  ASSERT_TRUE(bye) << pbxd_->Log();
+  alice->ua->Respond(*bye, 200, "OK");
+  json cdr = Cdrs(1);
+  ASSERT_EQ(cdr.size(), 1u) << cdr.dump();
+  EXPECT_EQ(cdr[0]["hangup_side"], "callee");
+}
+
+// Late offer: an INVITE without SDP goes on without SDP; Bob's 200 offers, Alice answers in
+// her ACK, and only then does the PBX ACK Bob, with the anchored answer. An ACK without an
+// answer ends the call with BYE to both.
+TEST_F(SipCallsTest, LateOfferIsAnsweredInTheAckAndAnAckWithoutAnswerEndsTheCall) {
+  auto alice = Register("2001", "127.0.0.71");
+  auto bob = Register("2002", "127.0.0.72");
+  for (bool answer : {true, false}) {
+    SCOPED_TRACE(answer ? "answered in the ACK" : "ACK without SDP");
+    ASSERT_TRUE(alice->Call("2002", kPassword, ""));
+    std::optional<SipResponse> inv = bob->Expect("INVITE");
+    ASSERT_TRUE(inv) << pbxd_->Log();
+    EXPECT_EQ(Body(*inv), "");
+    bob->TakeInvite(*inv);
+    bob->ua->Respond(*inv, 200, "OK", bob->local_tag, bob->ContactHeader(),
+                     Sdp(bob->ua->local_ip(), 9078));
+    std::optional<SipResponse> ok = alice->Final();
+    ASSERT_TRUE(ok) << pbxd_->Log();
+    ASSERT_EQ(ok->status, 200) << ok->raw;
+    EXPECT_NE(Body(*ok).find("c=IN IP4 127.0.0.1"), std::string::npos) << Body(*ok);
+    EXPECT_EQ(Body(*ok).find("m=audio 9078 "), std::string::npos) << Body(*ok);
+    EXPECT_FALSE(bob->Expect("ACK", 300ms));  // waits for Alice's answer
+    alice->Ack2xx(*ok, answer ? Sdp(alice->ua->local_ip(), 7078) : "");
+    std::optional<SipResponse> ack = bob->Expect("ACK");
+    ASSERT_TRUE(ack) << pbxd_->Log();
+    if (answer) {
+      EXPECT_NE(Body(*ack).find("m=audio 4"), std::string::npos) << ack->raw;
+      EXPECT_EQ(Body(*ack).find("7078"), std::string::npos) << ack->raw;
+      alice->ua->SendRaw(alice->InDialog("BYE", ++alice->cseq));
+    } else {
+      EXPECT_EQ(Body(*ack), "");
+      std::optional<SipResponse> to_alice = alice->Expect("BYE");
+      ASSERT_TRUE(to_alice) << pbxd_->Log();
+      alice->ua->Respond(*to_alice, 200, "OK");
+    }
+    std::optional<SipResponse> bye = bob->Expect("BYE");
+    ASSERT_TRUE(bye) << pbxd_->Log();
+    bob->ua->Respond(*bye, 200, "OK");
+    if (answer) {
+      std::optional<SipResponse> bye_ok = alice->Final();  // the PBX's 200 to her BYE
+      ASSERT_TRUE(bye_ok);
+      EXPECT_EQ(bye_ok->status, 200);
+    }
+  }
+  json cdr = Cdrs(2);
+  ASSERT_EQ(cdr.size(), 2u) << cdr.dump();
+  EXPECT_EQ(cdr[0]["status"], "answered");
+  EXPECT_EQ(cdr[1]["cause"], "no answer in ACK");
+  EXPECT_EQ(Relays(), 0);
+}
+
+// Record-Route (RFC 3261 §12.1): Alice's INVITE came through a proxy that record-routes,
+// so the PBX's BYE to her goes to that proxy with the route set in Route and her Contact
+// as the Request-URI.
+TEST_F(SipCallsTest, InDialogRequestsFollowTheCallersRouteSet) {
+  auto alice = Register("2001", "127.0.0.81");
+  auto bob = Register("2002", "127.0.0.82");
+  SipTestUa proxy("127.0.0.83", "127.0.0.1", sip_port_);
+  std::string hop = fmt::format("sip:127.0.0.83:{};lr", proxy.local_port());
+  alice->invite_headers =
+      fmt::format("Record-Route: <{}>\r\nRecord-Route: <sip:edge.example;lr>\r\n", hop);
+  ASSERT_NO_FATAL_FAILURE(Connect(*alice, *bob));
+  bob->ua->SendRaw(bob->InDialog("BYE", ++bob->cseq));
+  std::optional<SipResponse> bye;
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!bye && std::chrono::steady_clock::now() < deadline) {
+    std::optional<SipResponse> m = proxy.ReceiveMessage(500ms);
+    if (m && m->status == 0 && m->method == "BYE") bye = m;
+  }
+  ASSERT_TRUE(bye) << pbxd_->Log();
+  EXPECT_EQ(bye->raw.substr(0, bye->raw.find("\r\n")),
+            fmt::format("BYE sip:2001@127.0.0.81:{} SIP/2.0", alice->ua->local_port()));
+  std::string route = fmt::format("<{}>, <sip:edge.example;lr>", hop);
+  std::vector<std::string> routes = bye->Headers("Route");
+  std::string joined;
+  for (const std::string& r : routes) joined += (joined.empty() ? "" : ", ") + r;
+  EXPECT_EQ(joined, route) << bye->raw;
+  proxy.Respond(*bye, 200, "OK");
+  json cdr = Cdrs(1);
+  ASSERT_EQ(cdr.size(), 1u) << cdr.dump();
+  EXPECT_EQ(cdr[0]["hangup_side"], "callee");
 }
 
 }  // namespace

@@ -48,6 +48,7 @@ struct Phone {
   uint32_t cseq = 1;
   SipResponse invite;  // the INVITE this phone received (callee side)
   uint64_t branch_seq = 1;
+  std::string invite_headers;  // extra header lines of our INVITEs (each ending in CRLF)
 
   // A phone as `number` on `ip`, talking to the server at 127.0.0.1:`server_port`.
   Phone(std::string num, const std::string& ip, uint16_t server_port)
@@ -78,13 +79,13 @@ struct Phone {
         "Call-ID: {cid}\r\n"
         "CSeq: {cseq} INVITE\r\n"
         "Contact: <sip:{me}@{ip}:{port}>\r\n"
-        "{auth}Content-Type: application/sdp\r\n"
+        "{auth}{extra}Content-Type: application/sdp\r\n"
         "Content-Length: {len}\r\n\r\n{body}",
         fmt::arg("to", to), fmt::arg("srv", server), fmt::arg("ip", ua->local_ip()),
         fmt::arg("port", ua->local_port()), fmt::arg("br", invite_branch), fmt::arg("me", number),
         fmt::arg("tag", local_tag), fmt::arg("cid", call_id), fmt::arg("cseq", cseq),
         fmt::arg("auth", auth.empty() ? "" : "Authorization: " + auth + "\r\n"),
-        fmt::arg("len", body.size()), fmt::arg("body", body));
+        fmt::arg("extra", invite_headers), fmt::arg("len", body.size()), fmt::arg("body", body));
   }
 
   // ACK of a non-2xx final response: same branch as the INVITE (RFC 3261 17.1.1.3).
@@ -132,12 +133,12 @@ struct Phone {
     return std::nullopt;
   }
 
-  void Ack2xx(const SipResponse& ok) {
+  void Ack2xx(const SipResponse& ok, const std::string& body = "") {
     remote_tag = Param(ok.Header("To"), "tag");
     std::string contact = ok.Header("Contact");
     remote_target = contact.substr(contact.find('<') + 1);
     remote_target = remote_target.substr(0, remote_target.find('>'));
-    ua->SendRaw(InDialog("ACK", cseq));
+    ua->SendRaw(InDialog("ACK", cseq, body));
   }
 
   // An in-dialog request of the caller's dialog (From us, To them).
@@ -152,7 +153,7 @@ struct Phone {
         fmt::arg("srv", server), fmt::arg("lt", local_tag), fmt::arg("rt", remote_tag),
         fmt::arg("cid", call_id), fmt::arg("seq", seq),
         fmt::arg("ct", body.empty() ? "" : "Content-Type: application/sdp\r\n"),
-        fmt::arg("len", body.size()), fmt::arg("body", body));
+        fmt::arg("extra", invite_headers), fmt::arg("len", body.size()), fmt::arg("body", body));
   }
 
   // Waits for a request of `method` (other requests are answered 200 and skipped).

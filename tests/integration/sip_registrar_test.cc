@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/integration/pbxd_fixture.h"
 #include "tests/support/process.h"
 #include "tests/support/sip_test_ua.h"
 
@@ -21,41 +22,24 @@ constexpr char kPassword[] = "Reg1strar-pw";
 class SipRegistrarTest : public testing::Test {
  protected:
   void SetUp() override {
-    std::string config = dir_.Sub("pbx.toml");
-    std::ofstream(config) << "[node]\nname = \"siptest\"\n"
-                          << "data_dir = \"" << dir_.Sub("data") << "\"\n"
-                          << "run_dir = \"" << dir_.Sub("run") << "\"\n"
-                          << "[api]\nport = 0\n"
-                          << "[sip]\nlisten = \"127.0.0.1\"\nudp_port = 0\ntcp_port = 0\n"
-                          << "tls_port = 0\n"
-                          << "[demo]\nextensions = false\n";
-    pbxd_ = std::make_unique<test::Process>(std::vector<std::string>{PBXD_PATH, "--config", config},
-                                            dir_.Sub("pbxd.log"));
-    ASSERT_TRUE(test::WaitFor([&] { return std::filesystem::exists(dir_.Sub("run/ready.json")); },
-                              std::chrono::seconds(30)))
-        << pbxd_->Log();
-    json ready = json::parse(test::ReadFile(dir_.Sub("run/ready.json")));
+    pbxd_ = test::StartPbxd(dir_, "siptest", /*demo_extensions=*/false);
+    ASSERT_TRUE(pbxd_) << test::ReadFile(dir_.Sub("pbxd.log"));
+    json ready = test::ReadyJson(dir_);
     sip_port_ = ready["sip_udp"].get<uint16_t>();
     ASSERT_GT(sip_port_, 0);
     EXPECT_GT(ready["sip_tcp"].get<int>(), 0);
     EXPECT_GT(ready["sip_tls"].get<int>(), 0);
     for (const char* number : {"2001", "2002"}) {
-      test::CommandResult add =
-          Pbxctl({"ext", "add", number, "--name", "Phone", "--password", kPassword});
-      ASSERT_EQ(add.exit_code, 0) << add.out << add.err;
+      ASSERT_EQ(test::AddExtension(dir_, number, "Phone", kPassword), "");
     }
   }
 
-  test::CommandResult Pbxctl(std::vector<std::string> args) {
-    args.insert(args.begin(), {PBXCTL_PATH, "--run-dir", dir_.Sub("run")});
-    return test::Run(args);
-  }
+  test::CommandResult Pbxctl(std::vector<std::string> args) { return test::Pbxctl(dir_, args); }
 
   json PbxctlJson(std::vector<std::string> args) {
-    args.push_back("--json");
-    test::CommandResult r = Pbxctl(args);
-    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-    return json::parse(r.out, nullptr, false);
+    json out = test::PbxctlJson(dir_, args);
+    EXPECT_FALSE(out.is_discarded());
+    return out;
   }
 
   std::unique_ptr<SipTestUa> Ua(const std::string& ip = "127.0.0.1") {

@@ -223,7 +223,13 @@ TEST_F(WebApiTest, SettingsAreAdminOnlyAndValidated) {
                             {"ban_time", 3600},
                             {"ban_trust_private", true},
                             {"ip_allow", json::array()},
-                            {"ip_deny", json::array()}}));  // no secret leaves the node
+                            {"ip_deny", json::array()},
+                            {"ring_timeout", 30},
+                            {"max_call_duration", 10800},
+                            {"no_rtp_timeout", 0},
+                            {"session_timers", false},
+                            {"session_expires", 1800},
+                            {"session_min_se", 90}}));  // no secret leaves the node
   const store::SeqNo seq = store_->LatestSeq();
   EXPECT_EQ(CallJson("PUT", "/api/v1/settings", admin_, json{{"sip_realm", "bad realm"}}).status,
             400);
@@ -234,7 +240,29 @@ TEST_F(WebApiTest, SettingsAreAdminOnlyAndValidated) {
   EXPECT_EQ(bad_list.status, 400);
   EXPECT_EQ(bad_list.body["error"]["field"], "ip_deny");
   EXPECT_EQ(CallJson("PUT", "/api/v1/settings", admin_, json{{"ban_time", 0}}).status, 400);
+  // Call settings: each bad value names its field; Min-SE above the interval is refused.
+  for (const auto& [field, value] :
+       {std::pair{"ring_timeout", json(0)}, std::pair{"max_call_duration", json(-1)},
+        std::pair{"no_rtp_timeout", json("5")}, std::pair{"session_timers", json(1)},
+        std::pair{"session_expires", json(89)}, std::pair{"session_min_se", json(7201)}}) {
+    HttpReply bad = CallJson("PUT", "/api/v1/settings", admin_, json{{field, value}});
+    EXPECT_EQ(bad.status, 400) << field;
+    EXPECT_EQ(bad.body["error"]["field"], field);
+  }
+  HttpReply min_se = CallJson("PUT", "/api/v1/settings", admin_,
+                              json{{"session_expires", 600}, {"session_min_se", 900}});
+  EXPECT_EQ(min_se.status, 400);
+  EXPECT_EQ(min_se.body["error"]["field"], "session_min_se");
   EXPECT_EQ(store_->LatestSeq(), seq);
+  HttpReply calls = CallJson("PUT", "/api/v1/settings", admin_,
+                             json{{"ring_timeout", 20},
+                                  {"session_timers", true},
+                                  {"session_expires", 600},
+                                  {"session_min_se", 120}});
+  ASSERT_EQ(calls.status, 200) << calls.body;
+  EXPECT_EQ(calls.body["ring_timeout"], 20);
+  EXPECT_EQ(calls.body["session_timers"], true);
+  EXPECT_EQ(store::SettingsRepo(*store_).Get()->session_min_se, 120u);
   ASSERT_EQ(CallJson("PUT", "/api/v1/settings", admin_,
                      json{{"ip_allow", json::array({"192.0.2.0/24", "2001:db8::/32"})},
                           {"ban_max_retries", 3}})

@@ -171,7 +171,10 @@ TEST(ActiveCallRepoTest, PutListDelete) {
          "sip:2001@10.0.0.5",
          "sip:10.0.0.5:5060;transport=udp",
          1,
-         3};
+         3,
+         600,
+         true,
+         {"sip:proxy.example;lr"}};
   c.b.call_id = "b-call";
   c.a_port = 10000;
   c.b_port = 10002;
