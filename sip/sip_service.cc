@@ -39,8 +39,11 @@ class SipServiceImpl : public SipService {
     co.ring_timeout = o.ring_timeout;
     co.max_duration = o.max_duration;
     co.no_rtp_timeout = o.no_rtp_timeout;
+    co.serving = serving_;
+    pair_member_ = o.pair_member;
     calls_ = std::make_unique<B2bua>(*stack_, *registrar_, store_, *writer_, *relay_, co);
-    trunks_ = std::make_unique<TrunkClient>(*stack_, store_, *writer_, serving_);
+    trunks_ = std::make_unique<TrunkClient>(*stack_, store_, *writer_, serving_,
+                                            o.trunk_takeover_window_ms);
     Status s;
     stack_->Run([&] {
       s = registrar_->Init();
@@ -54,6 +57,12 @@ class SipServiceImpl : public SipService {
     std::vector<CallSummary> out;
     if (!stopped_) stack_->Run([&] { out = calls_->List(); });
     return out;
+  }
+
+  size_t AdoptCalls() override {
+    size_t n = 0;
+    if (!stopped_) stack_->Run([&] { n = calls_->AdoptStored(); });
+    return n;
   }
 
   size_t relay_count() const override { return relay_ ? relay_->Totals().relays : 0; }
@@ -71,7 +80,7 @@ class SipServiceImpl : public SipService {
     writer_->Stop();  // what it finishes posts replies to the loop, which still runs
     stack_->Run([this] {
       trunks_->Shutdown();
-      calls_->Shutdown();
+      calls_->Shutdown(!pair_member_);
       registrar_->Shutdown();
     });
     stack_->Stop();
@@ -92,6 +101,7 @@ class SipServiceImpl : public SipService {
   std::unique_ptr<TrunkClient> trunks_;
   std::unique_ptr<media::RtpRelay> relay_;
   std::unique_ptr<B2bua> calls_;
+  bool pair_member_ = false;
   bool stopped_ = false;
 };
 

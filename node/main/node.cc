@@ -118,6 +118,7 @@ class NodeImpl : public Node {
     if (!config_.cluster) {
       gate_->Open();
       PBX_TRY(ProvisionOnce());
+      AdoptCalls();  // calls a crash left behind, if their phones are still there
     } else {
       PBX_ASSIGN_OR_RETURN(cluster_, ClusterController::Start(config_, *state_, *local_, *gate_,
                                                               [this] { OnServing(); }));
@@ -165,9 +166,15 @@ class NodeImpl : public Node {
 
   // On the cluster controller's hook thread, each time this node starts serving.
   void OnServing() {
+    AdoptCalls();  // first: every millisecond here is silence on a call
     if (Status s = ProvisionOnce(); !s.ok()) {
       PBX_LOG(kError, "node", "first-boot provisioning failed: {}", s.ToString());
     }
+  }
+
+  void AdoptCalls() {
+    std::lock_guard<std::mutex> lock(sip_mu_);
+    if (sip_) sip_->AdoptCalls();
   }
 
   void WriteAdminToken() {
@@ -271,6 +278,8 @@ class NodeImpl : public Node {
     o.ring_timeout = config_.sip_ring_timeout;
     o.max_duration = config_.sip_max_duration;
     o.no_rtp_timeout = config_.sip_no_rtp_timeout;
+    o.pair_member = config_.cluster.has_value();
+    if (config_.cluster) o.trunk_takeover_window_ms = config_.cluster->trunk_reregister_window_ms;
     PBX_ASSIGN_OR_RETURN(auto sip, sip::SipService::Start(o, *gate_, [this] {
                            if (!gate_->is_open()) return false;
                            return !config_.cluster ||

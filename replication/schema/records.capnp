@@ -335,7 +335,10 @@ struct ActiveCall {
   offer @10 :Text;      # the last SDP offer and answer as the phones sent them, to
   answer @11 :Text;     # replay into CallMedia after a failover
   offerFromB @12 :Bool; # which side made that offer
-  # Next free number: @13 (append only).
+  startUnixMs @13 :Int64;   # startUnix and answerUnix in ms, for the one CDR of a call
+  answerUnixMs @14 :Int64;  # that spans a failover
+  dialled @15 :Text;        # the number as dialled (the CDR's callee)
+  # Next free number: @16 (append only).
 }
 
 # A call detail record (FEATURES.md 10.1). Key: records "cdr/<20-digit start ms>-<16 hex id>",

@@ -1227,6 +1227,9 @@ std::string EncodeActiveCall(const ActiveCall& c) {
   b.setOffer(ToText(c.offer));
   b.setAnswer(ToText(c.answer));
   b.setOfferFromB(c.offer_from_b);
+  b.setStartUnixMs(c.start_unix_ms);
+  b.setAnswerUnixMs(c.answer_unix_ms);
+  b.setDialled(ToText(c.dialled));
   return Serialize(message);
 }
 
@@ -1246,6 +1249,9 @@ Result<ActiveCall> DecodeActiveCall(std::string_view key, std::string_view bytes
     c.offer = ToString(r.getOffer());
     c.answer = ToString(r.getAnswer());
     c.offer_from_b = r.getOfferFromB();
+    c.start_unix_ms = r.getStartUnixMs();
+    c.answer_unix_ms = r.getAnswerUnixMs();
+    c.dialled = ToString(r.getDialled());
     return c;
   });
 }

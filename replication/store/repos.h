@@ -508,6 +508,8 @@ struct ActiveCall {
   uint16_t a_port = 0, b_port = 0;  // the relay's ports
   std::string offer, answer;        // last SDP offer/answer as the phones sent them
   bool offer_from_b = false;
+  int64_t start_unix_ms = 0, answer_unix_ms = 0;  // the CDR's times after a failover
+  std::string dialled;                            // the CDR's callee
   bool operator==(const ActiveCall&) const = default;
 };
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +33,9 @@ struct CallOptions {
   uint32_t ring_timeout = 30;     // seconds without an answer: 480 to the caller
   uint32_t max_duration = 10800;  // seconds of talk before the PBX hangs up; 0: no limit
   uint32_t no_rtp_timeout = 0;    // seconds with no RTP from either phone: hang up; 0: off
+  // Whether this node serves; when it stops, its calls are let go silently (the peer
+  // adopts them). Unset: always.
+  std::function<bool()> serving;
 };
 
 class B2bua {
@@ -44,8 +48,18 @@ class B2bua {
 
   // Installs the INVITE, ACK, BYE and CANCEL handlers and the 1 s timer. Signalling thread.
   Status Init();
-  // Ends every call (BYE to both sides) and stops the timer. Signalling thread.
-  void Shutdown();
+  // Stops the timer and ends every call: with BYE to both sides and a CDR when
+  // `end_calls` (a standalone node), else silently, leaving the runtime records for the
+  // peer that adopts them (a pair member). Signalling thread.
+  void Shutdown(bool end_calls = true);
+
+  // Failover (recovery.cc): rebuilds an answered call from its runtime record (dialogs and
+  // CSeqs, relay on the same ports, timers from the answer time), replacing a stale copy
+  // of it. InvalidArgument for a record that cannot be rebuilt, Unavailable when its
+  // ports are taken; nothing changes then. Signalling thread.
+  Status Adopt(const store::ActiveCall& record);
+  // Adopts every call of the runtime table; returns how many were. Signalling thread.
+  size_t AdoptStored();
 
   std::vector<CallSummary> List() const;
   size_t call_count() const { return calls_.size(); }
@@ -80,6 +94,8 @@ class B2bua {
            const std::string& cause, const char* side);
   void ReplyA(Call& call, int status, const char* phrase, const std::string& sdp);
   void StoreRuntime(const Call& call);
+  // Drops every call without a word to the phones or the store (this node stopped serving).
+  void Release();
   Call* FindByCallId(const std::string& call_id, media::Side* side);
   std::string Contact() const;
 
