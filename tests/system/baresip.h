@@ -23,9 +23,9 @@ struct BaresipOptions {
   std::string aor;     // "sip:2001@10.217.0.1": the account, registered there
   std::string password;
   // Appended to the account line, e.g. ";audio_codecs=PCMU;answermode=auto".
-  std::string account_params;
+  std::string account_params = "";
   // A WAV to send as the microphone; empty: a phone without audio (registration only).
-  std::string tone;
+  std::string tone = "";
   uint16_t ctrl_port = 4444;  // ctrl_tcp on 127.0.0.1 in its namespace (with a tone only)
   int regint = 60;            // registration interval, seconds
 };

@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <regex>
 #include <string>
@@ -20,7 +19,9 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/process.h"
+#include "tests/system/baresip.h"
 #include "tests/system/netns.h"
+#include "tests/system/pbxd_netns.h"
 
 namespace pbx {
 namespace {
@@ -33,8 +34,8 @@ constexpr char kPhoneAddr[] = "10.215.0.2";
 class SipBaresipTest : public testing::Test {
  protected:
   void SetUp() override {
-    if (!std::filesystem::exists(BARESIP_PATH)) {
-      GTEST_SKIP() << BARESIP_PATH << " is missing: deploy/install-deps.sh --test installs "
+    if (!std::filesystem::exists(test::kBaresipPath)) {
+      GTEST_SKIP() << test::kBaresipPath << " is missing: deploy/install-deps.sh --test installs "
                    << "baresip-core";
     }
     std::string why;
@@ -42,32 +43,18 @@ class SipBaresipTest : public testing::Test {
     ASSERT_EQ(lab_.AddHost("p", "02:00:0a:d7:00:01", {std::string(kPbxAddr) + "/24"}), "");
     ASSERT_EQ(lab_.AddHost("u", "02:00:0a:d7:00:02", {std::string(kPhoneAddr) + "/24"}), "");
 
-    std::string config = dir_.Sub("pbx.toml");
-    std::ofstream(config) << "[node]\nname = \"baresiptest\"\n"
-                          << "data_dir = \"" << dir_.Sub("data") << "\"\n"
-                          << "run_dir = \"" << dir_.Sub("run") << "\"\n"
-                          << "[api]\nport = 0\n"
-                          << "[sip]\nlisten = \"" << kPbxAddr << "\"\n"
-                          << "udp_port = 5060\ntcp_port = 5060\ntls_port = 5062\n"
-                          // libre 1.x refuses a 401 that also offers SHA-256.
-                          << "digest_sha256 = false\n"
-                          << "[demo]\nextensions = true\n";
-    pbxd_ = std::make_unique<test::Process>(
-        std::vector<std::string>{"ip", "netns", "exec", lab_.ns("p"), PBXD_PATH, "--config",
-                                 config},
-        dir_.Sub("pbxd.log"));
+    pbxd_ = std::make_unique<test::NetnsPbxd>(lab_.ns("p"), dir_, "baresiptest", kPbxAddr,
+                                              /*demo_extensions=*/true);
     // First boot prints each demo extension's password once, on stdout (our log).
     const std::regex line(R"(extension\s+1001\s+password\s+(\S+))");
-    ASSERT_TRUE(test::WaitFor(
-        [&] {
-          std::smatch m;
-          std::string log = pbxd_->Log();
-          if (!std::regex_search(log, m, line)) return false;
-          password_ = m[1];
-          return std::filesystem::exists(dir_.Sub("run/ready.json"));
-        },
-        std::chrono::seconds(30)))
-        << pbxd_->Log();
+    ASSERT_TRUE(pbxd_->WaitReady()) << pbxd_->Log();
+    ASSERT_TRUE(test::WaitFor([&] {
+      std::smatch m;
+      std::string log = pbxd_->Log();
+      if (!std::regex_search(log, m, line)) return false;
+      password_ = m[1];
+      return true;
+    })) << pbxd_->Log();
   }
 
   void TearDown() override {
@@ -77,32 +64,21 @@ class SipBaresipTest : public testing::Test {
 
   // Starts baresip in the phones' namespace, registering `number` with `password` from
   // SIP port `port` (baresip also takes port + 1 for TLS).
-  test::Process& StartPhone(const std::string& number, const std::string& password, int port) {
-    std::string dir = dir_.Sub("phone" + number);
-    std::filesystem::create_directories(dir);
-    std::ofstream(dir + "/config") << "sip_listen " << kPhoneAddr << ":" << port << "\n"
-                                   << "module_path /usr/lib/baresip/modules\n"
-                                   << "module g711.so\n"
-                                   << "module_tmp uuid.so\n"
-                                   << "module_tmp account.so\n";
-    std::ofstream(dir + "/accounts")
-        << "<sip:" << number << "@" << kPbxAddr << ">;auth_pass=" << password << ";regint=60\n";
-    phones_.push_back(std::make_unique<test::Process>(
-        std::vector<std::string>{"ip", "netns", "exec", lab_.ns("u"), BARESIP_PATH, "-n", "eth0",
-                                 "-f", dir},
-        dir + ".log"));
+  test::BaresipPhone& StartPhone(const std::string& number, const std::string& password, int port) {
+    phones_.push_back(std::make_unique<test::BaresipPhone>(test::BaresipOptions{
+        .netns = lab_.ns("u"),
+        .dir = dir_.Sub("phone" + number),
+        .listen = std::string(kPhoneAddr) + ":" + std::to_string(port),
+        .aor = "sip:" + number + "@" + kPbxAddr,
+        .password = password,
+    }));
     return *phones_.back();
   }
 
-  // pbxd's registrations as `pbxctl reg list --json` gives them (run next to pbxd, whose API
-  // listens on its namespace's loopback).
+  // pbxd's registrations as `pbxctl reg list --json` gives them.
   json Registrations() {
-    test::CommandResult r = test::Run({"ip", "netns", "exec", lab_.ns("p"), PBXCTL_PATH,
-                                       "--run-dir", dir_.Sub("run"), "reg", "list", "--json"});
-    if (r.exit_code != 0) return json::array();
-    json j = json::parse(r.out, nullptr, false);
-    if (j.is_discarded() || !j.contains("registrations")) return json::array();
-    return j["registrations"];
+    json j = pbxd_->PbxctlJson({"reg", "list"});
+    return j.contains("registrations") ? j["registrations"] : json::array();
   }
 
   static bool Lists(const json& regs, const std::string& number) {
@@ -112,14 +88,14 @@ class SipBaresipTest : public testing::Test {
 
   test::NetLab lab_{"pbxb"};
   test::TempDir dir_;
-  std::unique_ptr<test::Process> pbxd_;
-  std::vector<std::unique_ptr<test::Process>> phones_;
+  std::unique_ptr<test::NetnsPbxd> pbxd_;
+  std::vector<std::unique_ptr<test::BaresipPhone>> phones_;
   std::string password_;
 };
 
 TEST_F(SipBaresipTest, RegistersWithTheDemoPasswordAndIsRefusedWithAWrongOne) {
-  test::Process& good = StartPhone("1001", password_, 5070);
-  test::Process& bad = StartPhone("1002", "not-the-password", 5080);
+  test::BaresipPhone& good = StartPhone("1001", password_, 5070);
+  test::BaresipPhone& bad = StartPhone("1002", "not-the-password", 5080);
 
   json regs;
   ASSERT_TRUE(test::WaitFor([&] { return Lists(regs = Registrations(), "1001"); },
