@@ -26,6 +26,7 @@ using media::Side;
 constexpr su_duration_t kTickMs = 1000;
 constexpr int64_t kAckWaitMs = 32000;  // RFC 3261 timer H: give up on A's ACK
 constexpr size_t kMaxUri = 1024;
+constexpr int64_t kAdoptedSilenceMs = 20000;  // an adopted call with no RTP at all: ended
 
 int64_t NowUnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -105,8 +106,9 @@ struct B2bua::Call {
   enum class State : uint8_t { kRinging, kTalking } state = State::kRinging;
   std::string caller, caller_name, dialled, callee;
   int64_t start_ms = 0, answer_ms = 0;
-  int64_t adopted_ms = 0;       // when this node rebuilt the call after a failover
-  int64_t ack_deadline_ms = 0;  // while A's INVITE transaction waits for the ACK
+  int64_t adopted_ms = 0;         // when this node rebuilt the call after a failover
+  bool adoption_checked = false;  // RTP seen (or on hold) kAdoptedSilenceMs after that
+  int64_t ack_deadline_ms = 0;    // while A's INVITE transaction waits for the ACK
   Peer a, b;
   nta_incoming_t* a_irq = nullptr;  // A's INVITE, until its ACK (or a final error)
   bool a_final = false;             // a final response was sent to A's INVITE
@@ -857,6 +859,20 @@ void B2bua::Tick() {
     if (options_.max_duration && now - call.answer_ms >= int64_t{options_.max_duration} * 1000) {
       End(call, 0, nullptr, "answered", "maximum duration", "pbx");
       continue;
+    }
+    if (call.adopted_ms && !call.adoption_checked && call.media &&
+        now - call.adopted_ms >= kAdoptedSilenceMs) {
+      // An adopted call whose phones hung up while no node served (their BYE went
+      // nowhere) would hold both extensions for hours; a live one, unless on hold, sends.
+      Result<media::RelayStats> st = call.media->Stats();
+      bool hold = call.answer.find("a=sendonly") != std::string::npos ||
+                  call.answer.find("a=inactive") != std::string::npos ||
+                  call.answer.find("a=recvonly") != std::string::npos;
+      if (st.ok() && !hold && !st->a.last_packet && !st->b.last_packet) {
+        End(call, 0, nullptr, "answered", "no RTP after failover", "pbx");
+        continue;
+      }
+      call.adoption_checked = true;
     }
     if (options_.no_rtp_timeout && call.media) {
       Result<media::RelayStats> st = call.media->Stats();
