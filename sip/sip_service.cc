@@ -36,8 +36,11 @@ class SipServiceImpl : public SipService {
     CallOptions co;
     co.address = o.media_address;
     co.sip_port = stack_->ports().udp;
+    co.serving = serving_;
+    pair_member_ = o.pair_member;
     calls_ = std::make_unique<B2bua>(*stack_, *registrar_, store_, *writer_, *relay_, co);
-    trunks_ = std::make_unique<TrunkClient>(*stack_, store_, *writer_, serving_);
+    trunks_ = std::make_unique<TrunkClient>(*stack_, store_, *writer_, serving_,
+                                            o.trunk_takeover_window_ms);
     trunks_->set_contact(co.address, co.sip_port);  // where the B2BUA's calls are
     Status s;
     stack_->Run([&] {
@@ -52,6 +55,12 @@ class SipServiceImpl : public SipService {
     std::vector<CallSummary> out;
     if (!stopped_) stack_->Run([&] { out = calls_->List(); });
     return out;
+  }
+
+  size_t AdoptCalls() override {
+    size_t n = 0;
+    if (!stopped_) stack_->Run([&] { n = calls_->AdoptStored(); });
+    return n;
   }
 
   size_t relay_count() const override { return relay_ ? relay_->Totals().relays : 0; }
@@ -69,7 +78,7 @@ class SipServiceImpl : public SipService {
     writer_->Stop();  // what it finishes posts replies to the loop, which still runs
     stack_->Run([this] {
       trunks_->Shutdown();
-      calls_->Shutdown();
+      calls_->Shutdown(!pair_member_);
       registrar_->Shutdown();
     });
     stack_->Stop();
@@ -90,6 +99,7 @@ class SipServiceImpl : public SipService {
   std::unique_ptr<TrunkClient> trunks_;
   std::unique_ptr<media::RtpRelay> relay_;
   std::unique_ptr<B2bua> calls_;
+  bool pair_member_ = false;
   bool stopped_ = false;
 };
 

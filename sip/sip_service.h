@@ -29,6 +29,12 @@ struct SipOptions {
   std::string media_address = "127.0.0.1";
   uint16_t rtp_port_min = 10000;
   uint16_t rtp_port_max = 20000;
+  // A pair member: Stop() and a demotion leave calls in progress to the peer (no BYE, the
+  // runtime records stay); a standalone node's Stop() ends them.
+  bool pair_member = false;
+  // When this node starts serving, each trunk re-registers after a random delay in
+  // [0, this] ms (a pair's [cluster] setting; 0: at once).
+  uint32_t trunk_takeover_window_ms = 0;
 };
 
 // One call in progress as `pbxctl calls` shows it.
@@ -63,6 +69,10 @@ class SipService {
   virtual SipPorts ports() const = 0;
   // The calls in progress, fetched from the signalling thread. Thread-safe.
   virtual std::vector<CallSummary> Calls() = 0;
+  // Rebuilds every answered call of the runtime table (the node just started serving:
+  // a takeover, a switchover, or a restart). Returns how many; thread-safe, blocks until
+  // the signalling thread is done.
+  virtual size_t AdoptCalls() = 0;
   // Relays allocated now (0 when no call is up). Thread-safe.
   virtual size_t relay_count() const = 0;
   // Stops the signalling and committer threads. Idempotent.

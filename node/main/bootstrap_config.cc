@@ -170,7 +170,7 @@ Status Fill(const toml::table& root, const Reader& r, BootstrapConfig& c) {
   if (const toml::table* t = r.Table(root, "cluster", st)) {
     PBX_TRY(r.OnlyKeys(*t, "cluster",
                        {"name", "listen", "peer", "vip", "interface", "witness", "ping_target",
-                        "hb_interval_ms", "hb_dead"}));
+                        "hb_interval_ms", "hb_dead", "trunk_reregister_window_ms"}));
     BootstrapConfig::Cluster cl;
     for (std::string_view key : {"listen", "peer"}) {
       if (t->get(key) == nullptr) {
@@ -207,6 +207,7 @@ Status Fill(const toml::table& root, const Reader& r, BootstrapConfig& c) {
     }
     PBX_TRY(r.Int(*t, "hb_interval_ms", cl.hb_interval_ms, 10, 10000));
     PBX_TRY(r.Int(*t, "hb_dead", cl.hb_dead, 2, 100));
+    PBX_TRY(r.Int(*t, "trunk_reregister_window_ms", cl.trunk_reregister_window_ms, 0, 60000));
     c.cluster = std::move(cl);
   }
   PBX_TRY(st);

@@ -68,6 +68,9 @@ struct BootstrapConfig {
     std::optional<std::string> ping_target;  // tie-breaker when there is no witness
     uint32_t hb_interval_ms = 100;
     uint32_t hb_dead = 5;  // missed heartbeats before the peer is dead
+    // At takeover each trunk re-registers after a random delay in [0, this] so that a
+    // pair with many trunks does not hit its carriers all at once.
+    uint32_t trunk_reregister_window_ms = 2000;
   };
   std::optional<Cluster> cluster;
 

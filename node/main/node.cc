@@ -118,6 +118,7 @@ class NodeImpl : public Node {
     if (!config_.cluster) {
       gate_->Open();
       PBX_TRY(ProvisionOnce());
+      AdoptCalls();  // calls a crash left behind, if their phones are still there
     } else {
       PBX_ASSIGN_OR_RETURN(cluster_, ClusterController::Start(config_, *state_, *local_, *gate_,
                                                               [this] { OnServing(); }));
@@ -165,9 +166,15 @@ class NodeImpl : public Node {
 
   // On the cluster controller's hook thread, each time this node starts serving.
   void OnServing() {
+    AdoptCalls();  // first: every millisecond here is silence on a call
     if (Status s = ProvisionOnce(); !s.ok()) {
       PBX_LOG(kError, "node", "first-boot provisioning failed: {}", s.ToString());
     }
+  }
+
+  void AdoptCalls() {
+    std::lock_guard<std::mutex> lock(sip_mu_);
+    if (sip_) sip_->AdoptCalls();
   }
 
   void WriteAdminToken() {
@@ -268,6 +275,8 @@ class NodeImpl : public Node {
     if (o.media_address == "0.0.0.0") o.media_address = PrimaryAddress();
     o.rtp_port_min = config_.rtp_port_min;
     o.rtp_port_max = config_.rtp_port_max;
+    o.pair_member = config_.cluster.has_value();
+    if (config_.cluster) o.trunk_takeover_window_ms = config_.cluster->trunk_reregister_window_ms;
     PBX_ASSIGN_OR_RETURN(auto sip, sip::SipService::Start(o, *gate_, [this] {
                            if (!gate_->is_open()) return false;
                            return !config_.cluster ||

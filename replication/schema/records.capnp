@@ -348,7 +348,13 @@ struct ActiveCall {
   offer @10 :Text;      # the last SDP offer and answer as the phones sent them, to
   answer @11 :Text;     # replay into CallMedia after a failover
   offerFromB @12 :Bool; # which side made that offer
-  # Next free number: @13 (append only).
+  startUnixMs @13 :Int64;   # startUnix and answerUnix in ms, for the one CDR of a call
+  answerUnixMs @14 :Int64;  # that spans a failover
+  dialled @15 :Text;        # the number as dialled (the CDR's callee)
+  type @16 :Text;           # internal | outbound | inbound (the CDR's type)
+  trunk @17 :Text;          # the trunk of the B leg (outbound) or of A (inbound)
+  maxDuration @18 :UInt32;  # seconds of talk allowed (the route's limit or the setting)
+  # Next free number: @19 (append only).
 }
 
 # A call detail record (FEATURES.md 10.1). Key: records "cdr/<20-digit start ms>-<16 hex id>",

@@ -1245,6 +1245,12 @@ std::string EncodeActiveCall(const ActiveCall& c) {
   b.setOffer(ToText(c.offer));
   b.setAnswer(ToText(c.answer));
   b.setOfferFromB(c.offer_from_b);
+  b.setStartUnixMs(c.start_unix_ms);
+  b.setAnswerUnixMs(c.answer_unix_ms);
+  b.setDialled(ToText(c.dialled));
+  b.setType(ToText(c.type));
+  b.setTrunk(ToText(c.trunk));
+  b.setMaxDuration(c.max_duration);
   return Serialize(message);
 }
 
@@ -1264,6 +1270,12 @@ Result<ActiveCall> DecodeActiveCall(std::string_view key, std::string_view bytes
     c.offer = ToString(r.getOffer());
     c.answer = ToString(r.getAnswer());
     c.offer_from_b = r.getOfferFromB();
+    c.start_unix_ms = r.getStartUnixMs();
+    c.answer_unix_ms = r.getAnswerUnixMs();
+    c.dialled = ToString(r.getDialled());
+    c.type = ToString(r.getType());
+    c.trunk = ToString(r.getTrunk());
+    c.max_duration = r.getMaxDuration();
     return c;
   });
 }

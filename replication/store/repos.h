@@ -518,6 +518,10 @@ struct ActiveCall {
   uint16_t a_port = 0, b_port = 0;  // the relay's ports
   std::string offer, answer;        // last SDP offer/answer as the phones sent them
   bool offer_from_b = false;
+  int64_t start_unix_ms = 0, answer_unix_ms = 0;  // the CDR's times after a failover
+  std::string dialled;                            // the CDR's callee
+  std::string type, trunk;                        // the CDR's type and trunk
+  uint32_t max_duration = 0;                      // seconds; 0: no limit
   bool operator==(const ActiveCall&) const = default;
 };
 

@@ -16,6 +16,7 @@
 #include "media/sdp/sdp.h"
 #include "node/core/log.h"
 #include "sip/calls/dial.h"
+#include "sip/calls/recovery.h"
 #include "sip/calls/session_timer.h"
 #include "sip/clock.h"
 #include "sip/routing/routing.h"
@@ -29,6 +30,7 @@ using media::Side;
 constexpr su_duration_t kTickMs = 1000;
 constexpr int64_t kAckWaitMs = 32000;  // RFC 3261 timer H: give up on A's ACK
 constexpr size_t kMaxUri = 1024;
+constexpr int64_t kAdoptedSilenceMs = 20000;  // an adopted call with no RTP at all: ended
 
 int64_t NowUnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -177,7 +179,9 @@ struct B2bua::Call {
   enum class State : uint8_t { kRinging, kTalking } state = State::kRinging;
   std::string caller, caller_name, dialled, callee;
   int64_t start_ms = 0, answer_ms = 0;
-  int64_t ack_deadline_ms = 0;  // while A's INVITE transaction waits for the ACK
+  int64_t adopted_ms = 0;         // when this node rebuilt the call after a failover
+  bool adoption_checked = false;  // RTP seen (or on hold) kAdoptedSilenceMs after that
+  int64_t ack_deadline_ms = 0;    // while A's INVITE transaction waits for the ACK
   Peer a, b;
   nta_incoming_t* a_irq = nullptr;  // A's INVITE, until its ACK (or a final error)
   bool a_final = false;             // a final response was sent to A's INVITE
@@ -271,12 +275,13 @@ Status B2bua::Init() {
   return Status::Ok();
 }
 
-void B2bua::Shutdown() {
+void B2bua::Shutdown(bool end_calls) {
   trunks_.Unsubscribe();
-  while (!calls_.empty()) {
+  while (end_calls && !calls_.empty()) {
     Call& c = *calls_.begin()->second;
     End(c, SIP_503_SERVICE_UNAVAILABLE, "failed", "shutdown", "pbx");
   }
+  Release();
   if (timer_) su_timer_destroy(timer_);
   timer_ = nullptr;
 }
@@ -594,6 +599,9 @@ void B2bua::OnReinvite(Call& call, Side from, nta_incoming_t* irq, const sip_t* 
     nta_incoming_destroy(irq);
     call.re_irq = nullptr;
   }
+  // Both CSeqs moved (the phone's and the one we sent on): a new active must go on above
+  // them even if this re-INVITE fails. The offer/answer stored is still the settled one.
+  StoreRuntime(call);
 }
 
 void B2bua::OnBye(nta_incoming_t* irq, const sip_t* sip) {
@@ -1130,14 +1138,87 @@ void B2bua::StoreRuntime(const Call& call) {
   r.offer = call.offer;
   r.answer = call.answer;
   r.offer_from_b = call.offer_from_b;
+  r.start_unix_ms = call.start_ms;
+  r.answer_unix_ms = call.answer_ms;
+  r.dialled = call.dialled;
+  r.type = call.type;
+  r.trunk = call.trunk;
+  r.max_duration = call.max_duration;
   store::WriteSet writes;
   store::ActiveCallRepo::Put(r, writes);
   // Replicated, so a new active finds the call; the phones do not wait for it.
   writer_.Submit(std::move(writes), store::Durability::kReplicated, nullptr);
 }
 
+void B2bua::Release() {
+  for (auto& [orq, p] : pending_) nta_outgoing_destroy(orq);
+  pending_.clear();
+  for (auto& [id, c] : calls_) {
+    if (c->a_irq) nta_incoming_destroy(c->a_irq);
+    if (c->re_irq) nta_incoming_destroy(c->re_irq);
+  }
+  if (!calls_.empty()) PBX_LOG(kInfo, "calls", "let go of {} calls for the peer", calls_.size());
+  calls_.clear();  // each CallMedia releases its ports
+  by_call_id_.clear();
+}
+
+Status B2bua::Adopt(const store::ActiveCall& r) {
+  PBX_TRY(CheckActiveCall(r));
+  for (const std::string* id : {&r.a.call_id, &r.b.call_id}) {
+    auto it = by_call_id_.find(*id);
+    if (it != by_call_id_.end() && it->second != r.id) {
+      return Status::InvalidArgument(fmt::format("Call-ID {} belongs to call {}", *id, it->second));
+    }
+  }
+  // A stale copy (this node served the call before) gives its ports back first.
+  if (auto it = calls_.find(r.id); it != calls_.end()) it->second->media.reset();
+  Result<RestoredMedia> m = RestoreMedia(relay_, options_.address, r);
+  if (!m.ok()) return m.status();
+  auto call = std::make_unique<Call>();
+  call->id = r.id;
+  call->state = Call::State::kTalking;
+  call->caller = r.caller;
+  call->caller_name = r.caller_name;
+  call->dialled = r.dialled.empty() ? r.callee : r.dialled;
+  call->callee = r.callee;
+  call->start_ms = r.start_unix_ms ? r.start_unix_ms : r.start_unix * 1000;
+  call->answer_ms = r.answer_unix_ms ? r.answer_unix_ms : r.answer_unix * 1000;
+  call->adopted_ms = NowUnixMs();
+  static_cast<store::CallDialog&>(call->a) = r.a;
+  static_cast<store::CallDialog&>(call->b) = r.b;
+  call->a_final = true;
+  call->winner = 0;
+  call->media.emplace(std::move(m->media));
+  call->sdp_to_a = std::move(m->sdp_to_a);
+  call->sdp_to_b = std::move(m->sdp_to_b);
+  // Today's settings, the call's own trunk and limit, and each leg's session timer restarted
+  // from the adoption (a full interval for the phones to refresh in).
+  const store::SystemSettings& settings = registrar_.settings();
+  call->max_duration = r.max_duration;
+  call->no_rtp_timeout = settings.no_rtp_timeout;
+  call->timers = {settings.session_timers, settings.session_expires, settings.session_min_se};
+  call->a_schedule.Start({r.a.session_interval, r.a.session_pbx_refreshes}, NowMs());
+  call->b_schedule.Start({r.b.session_interval, r.b.session_pbx_refreshes}, NowMs());
+  if (!r.type.empty()) call->type = r.type;
+  call->trunk = r.trunk;
+  call->offer = r.offer;
+  call->answer = r.answer;
+  call->offer_from_b = r.offer_from_b;
+  by_call_id_[r.a.call_id] = r.id;
+  by_call_id_[r.b.call_id] = r.id;
+  next_id_ = std::max(next_id_, r.id + 1);
+  PBX_LOG(kInfo, "calls", "call {}: {} -> {} adopted on ports {}/{}", r.id, r.caller, r.callee,
+          r.a_port, r.b_port);
+  calls_[r.id] = std::move(call);
+  return Status::Ok();
+}
+
 void B2bua::Tick() {
   int64_t now = NowUnixMs();
+  if (options_.serving && !options_.serving()) {
+    if (!calls_.empty()) Release();  // demoted: the peer adopts them
+    return;
+  }
   std::vector<uint64_t> ids;
   for (const auto& [id, c] : calls_) ids.push_back(id);
   for (uint64_t id : ids) {
@@ -1178,12 +1259,27 @@ void B2bua::Tick() {
       End(call, 0, nullptr, "answered", "maximum duration", "pbx");
       continue;
     }
+    if (call.adopted_ms && !call.adoption_checked && call.media &&
+        now - call.adopted_ms >= kAdoptedSilenceMs) {
+      // An adopted call whose phones hung up while no node served (their BYE went
+      // nowhere) would hold both extensions for hours; a live one, unless on hold, sends.
+      Result<media::RelayStats> st = call.media->Stats();
+      bool hold = call.answer.find("a=sendonly") != std::string::npos ||
+                  call.answer.find("a=inactive") != std::string::npos ||
+                  call.answer.find("a=recvonly") != std::string::npos;
+      if (st.ok() && !hold && !st->a.last_packet && !st->b.last_packet) {
+        End(call, 0, nullptr, "answered", "no RTP after failover", "pbx");
+        continue;
+      }
+      call.adoption_checked = true;
+    }
     if (call.no_rtp_timeout && call.media) {
       Result<media::RelayStats> st = call.media->Stats();
       auto limit = std::chrono::seconds(call.no_rtp_timeout);
       auto since = std::chrono::steady_clock::now() - limit;
       auto last = [&](const media::LegCounters& l) { return l.last_packet.value_or(since); };
-      if (st.ok() && now - call.answer_ms >= int64_t{call.no_rtp_timeout} * 1000 &&
+      int64_t since_ms = std::max(call.answer_ms, call.adopted_ms);  // a new relay's counters
+      if (st.ok() && now - since_ms >= int64_t{call.no_rtp_timeout} * 1000 &&
           last(st->a) <= since && last(st->b) <= since) {
         End(call, 0, nullptr, "answered", "no RTP", "pbx");
       }

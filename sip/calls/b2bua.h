@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,6 +31,9 @@ namespace pbx::sip {
 struct CallOptions {
   std::string address;  // the PBX address in Contact headers and SDP (the VIP when clustered)
   uint16_t sip_port = 5060;
+  // Whether this node serves; when it stops, its calls are let go silently (the peer
+  // adopts them). Unset: always.
+  std::function<bool()> serving;
 };
 
 class B2bua {
@@ -42,8 +46,18 @@ class B2bua {
 
   // Installs the INVITE, ACK, BYE and CANCEL handlers and the 1 s timer. Signalling thread.
   Status Init();
-  // Ends every call (BYE to both sides) and stops the timer. Signalling thread.
-  void Shutdown();
+  // Stops the timer and ends every call: with BYE to both sides and a CDR when
+  // `end_calls` (a standalone node), else silently, leaving the runtime records for the
+  // peer that adopts them (a pair member). Signalling thread.
+  void Shutdown(bool end_calls = true);
+
+  // Failover (recovery.cc): rebuilds an answered call from its runtime record (dialogs and
+  // CSeqs, relay on the same ports, timers from the answer time), replacing a stale copy
+  // of it. InvalidArgument for a record that cannot be rebuilt, Unavailable when its
+  // ports are taken; nothing changes then. Signalling thread.
+  Status Adopt(const store::ActiveCall& record);
+  // Adopts every call of the runtime table; returns how many were. Signalling thread.
+  size_t AdoptStored();
 
   std::vector<CallSummary> List() const;
   size_t call_count() const { return calls_.size(); }
@@ -98,6 +112,8 @@ class B2bua {
   // After a final error from the trunk: answers a 401/407 once, else on 503/408 moves to the
   // next trunk that has room and a codec in common. False: nothing left to try.
   bool RetryTrunk(Call& call, int status, const sip_t* sip);
+  // Drops every call without a word to the phones or the store (this node stopped serving).
+  void Release();
   Call* FindByCallId(const std::string& call_id, media::Side* side);
   std::string Contact() const;
 

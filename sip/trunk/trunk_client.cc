@@ -49,8 +49,12 @@ uint32_t GrantedExpiry(const sip_t* reply, uint32_t asked) {
 }  // namespace
 
 TrunkClient::TrunkClient(Stack& stack, store::StateStore& store, StoreWriter& writer,
-                         std::function<bool()> serving)
-    : stack_(stack), store_(store), writer_(writer), serving_(std::move(serving)) {}
+                         std::function<bool()> serving, uint32_t takeover_window_ms)
+    : stack_(stack),
+      store_(store),
+      writer_(writer),
+      serving_(std::move(serving)),
+      takeover_window_ms_(takeover_window_ms) {}
 
 TrunkClient::~TrunkClient() { Unsubscribe(); }
 
@@ -150,8 +154,11 @@ void TrunkClient::Apply(const store::Trunk& trunk) {
 void TrunkClient::Tick() {
   bool serving = serving_();
   if (serving && !was_serving_) {
-    // Takeover: re-register every trunk now, continuing the replicated Call-ID and CSeq.
-    for (auto& [name, line] : lines_) line.next_register_ms = 0;
+    // Takeover: re-register every trunk, continuing the replicated Call-ID and CSeq, each
+    // after its own random delay in the window.
+    std::uniform_int_distribution<int64_t> delay(0, takeover_window_ms_);
+    int64_t now = NowMs();
+    for (auto& [name, line] : lines_) line.next_register_ms = now + delay(rng_);
   }
   was_serving_ = serving;
   if (!serving) return;

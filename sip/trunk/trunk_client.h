@@ -27,8 +27,10 @@ namespace pbx::sip {
 
 class TrunkClient {
  public:
+  // When this node starts serving, each trunk re-registers after a random delay in
+  // [0, takeover_window_ms] (no storm at the carrier); 0: at once.
   TrunkClient(Stack& stack, store::StateStore& store, StoreWriter& writer,
-              std::function<bool()> serving);
+              std::function<bool()> serving, uint32_t takeover_window_ms = 0);
   ~TrunkClient();
   TrunkClient(const TrunkClient&) = delete;
   TrunkClient& operator=(const TrunkClient&) = delete;
@@ -98,6 +100,7 @@ class TrunkClient {
   bool was_serving_ = false;
   std::string contact_host_;
   uint16_t contact_port_ = 0;
+  uint32_t takeover_window_ms_ = 0;
   std::map<std::string, Line> lines_;
   // In-flight transactions: the trunk and what they are.
   std::map<nta_outgoing_t*, std::pair<std::string, Kind>> in_flight_;

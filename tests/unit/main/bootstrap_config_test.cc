@@ -34,6 +34,7 @@ vip = "10.99.0.100/24"
 interface = "eth0"
 witness = "10.99.0.3:7500"
 hb_interval_ms = 30
+trunk_reregister_window_ms = 500
 
 [store]
 wal_ttl_seconds = 7200
@@ -80,6 +81,7 @@ TEST(BootstrapConfigTest, ParsesAFullNodeFile) {
   EXPECT_EQ(c->cluster->witness->port, 7500);
   EXPECT_EQ(c->cluster->hb_interval_ms, 30);
   EXPECT_EQ(c->cluster->hb_dead, 5);
+  EXPECT_EQ(c->cluster->trunk_reregister_window_ms, 500u);
   EXPECT_EQ(c->wal_ttl_seconds, 7200);
   EXPECT_FALSE(c->demo_extensions);  // a file opts in
 }
