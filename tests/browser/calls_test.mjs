@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { screenshots, login as loginAt } from './pages.mjs';
+import { screenshots, login as loginAt, downloadText } from './pages.mjs';
 
 const [url, adminPassword, outDir] = process.argv.slice(2);
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -97,8 +97,7 @@ try {
   await shot(page, 'cdr');
 
   // The CSV of the same search.
-  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#cdr-csv')]);
-  const csv = await fs.readFile(await download.path(), 'utf8');
+  const csv = await downloadText(page, '#cdr-csv');
   const lines = csv.split('\r\n');
   assert.match(lines[0], /^id,start,answer,end,caller,caller_name,callee,final_callee,/);
   assert.equal(lines.length, 3, csv);  // header, the call, the empty string after the last CRLF
@@ -142,6 +141,18 @@ try {
   await page.click('#inbound-form button[type=submit]');
   await page.locator('tr[data-key="carrier"]', { hasText: `extension ${CALLEE.number}` }).waitFor();
   await shot(page, 'inbound-routes');
+  await page.click('#tab-timeconditions');
+  await page.fill('#timecondition-form input[name=name]', 'office');
+  await page.click('#timecondition-form [data-rows=working] > button');
+  await page.fill('#timecondition-form [data-rows=working] input[name=days]', 'mon,tue,wed,thu,fri');
+  await page.fill('#timecondition-form [data-rows=working] input[name=start]', '09:00');
+  await page.fill('#timecondition-form [data-rows=working] input[name=end]', '18:00');
+  await page.selectOption('#timecondition-form select[name="when_working.type"]', 'extension');
+  await page.fill('#timecondition-form input[name="when_working.id"]', CALLEE.number);
+  await page.selectOption('#timecondition-form select[name="when_closed.type"]', 'hangup');
+  await page.click('#timecondition-form button[type=submit]');
+  await page.locator('tr[data-key="office"]', { hasText: 'mon,tue,wed,thu,fri 09:00-18:00' }).waitFor();
+  await shot(page, 'inbound-time-conditions');
   await page.click('#tab-blacklist');
   await page.fill('#blacklist-form input[name=number]', '0900123*');
   await page.click('#blacklist-form button[type=submit]');

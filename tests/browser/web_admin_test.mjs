@@ -10,7 +10,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { screenshots, login as loginAt } from './pages.mjs';
+import { screenshots, login as loginAt, downloadText } from './pages.mjs';
 
 const [url, adminPassword, outDir, notServingUrl] = process.argv.slice(2);
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -155,8 +155,7 @@ try {
 
   // Backup: download, then restore that file after a confirmation; a damaged file is refused.
   await page.click('nav a[href="#/backup"]');
-  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#backup-download')]);
-  const backup = await fs.readFile(await download.path(), 'utf8');
+  const backup = await downloadText(page, '#backup-download');
   assert.equal(JSON.parse(backup).format, 'pbx-config-backup');
   const damaged = backup.replace('"version":1', '"version":2');
   await page.setInputFiles('#restore-file', { name: 'damaged.json', mimeType: 'application/json', buffer: Buffer.from(damaged) });
