@@ -15,8 +15,9 @@ build_pkgs=(
 # kamailio (and kamcmd in it): the carrier of the trunk tests in tests/integration/.
 # chromium runs the web admin's browser tests (tests/browser), driven by playwright-core
 # from npm (package-lock.json there; `npm ci` below).
+# sip-tester (sipp): the two phones of the browser test's call (tests/browser/calls_test.mjs).
 test_pkgs=(libgtest-dev libgmock-dev clang-format clang libclang-rt-14-dev baresip-core kamailio
-           chromium)
+           chromium sip-tester)
 testing=false
 [[ "${1:-}" == "--test" ]] && testing=true
 

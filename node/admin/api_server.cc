@@ -46,8 +46,24 @@ using json = nlohmann::json;
 using httplib::Request;
 using httplib::Response;
 
-// A restore (backup_api.cc) carries the whole configuration: thousands of extensions.
+// Request bodies: a restore (backup_api.cc) carries the whole configuration, thousands of
+// extensions; a certificate upload a key and a chain; everything else is a small JSON
+// object. httplib enforces the largest; BodyLimit() each route's.
 constexpr size_t kMaxBodyBytes = 8 * 1024 * 1024;
+constexpr size_t kCertificateBodyBytes = 1024 * 1024;
+constexpr size_t kSmallBodyBytes = 64 * 1024;
+
+size_t BodyLimit(const std::string& path) {
+  if (path == "/api/v1/restore") return kMaxBodyBytes;
+  if (path == "/api/v1/certificate") return kCertificateBodyBytes;
+  return kSmallBodyBytes;
+}
+
+void SendTooLarge(const Request& req, Response& res) {
+  SendError(res, 413, "payload_too_large",
+            fmt::format("request body too large: {} takes at most {} KiB", req.path,
+                        BodyLimit(req.path) / 1024));
+}
 constexpr size_t kMaxUsernameLength = 64;
 constexpr size_t kMaxLoginPasswordLength = 256;
 
@@ -121,6 +137,10 @@ class ApiServerImpl final : public ApiServer {
 
 template <typename Fn>
 void ApiServerImpl::Safely(const Request& req, Response& res, Fn&& fn) {
+  // Checked once httplib has read the body (at most kMaxBodyBytes): refusing earlier, with
+  // the body unread, resets the connection under a client that is still sending, and it
+  // never sees the 413.
+  if (req.body.size() > BodyLimit(req.path)) return SendTooLarge(req, res);
   try {
     fn();
   } catch (const std::exception& e) {

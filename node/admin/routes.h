@@ -78,7 +78,12 @@ void AddRoutingRoutes(httplib::Server& server, const RouteContext& ctx);
 // calls_api.cc:
 //   GET /api/v1/calls   admin, operator, api   {calls: [...], relays: N}
 //   GET /api/v1/cdr     admin, operator, api   ?from=&to= (unix s, start time), caller=,
-//                       callee=, type=internal|inbound|outbound, limit= (1-10000, 100)
+//                       callee=, type=internal|inbound|outbound, status=answered|no_answer|
+//                       busy|failed|cancelled, offset= (0-), limit= (1-10000, 100),
+//                       format=json|csv: {records, offset, limit, more}, oldest first; or
+//                       the page as RFC 4180 CSV (a download)
+//   GET /api/v1/me/cdr  extension users: the same for their own extension's calls (placed
+//                       or received); caller= and callee= are refused
 void AddCallRoutes(httplib::Server& server, const RouteContext& ctx);
 
 // web_routes.cc:

@@ -1,11 +1,17 @@
 // The cluster page across a failover, in headless Chromium against a real pair (started by
 // run_cluster_failover_test.sh): log in on the active and see the pair; kill -9 the active;
 // open the other node's address and see it active, with a higher epoch and the failover
-// under "last failover". Saves screenshots into OUT_DIR.
+// under "last failover". Before the kill, a certificate uploaded on the active's certificate
+// page is served at once by the standby's HTTPS (replicated; no failover or restart
+// needed), and still after the failover. Saves screenshots into OUT_DIR.
 //   node cluster_failover_test.mjs ADMIN_PASSWORD OUT_DIR URL_A PID_A URL_B PID_B
 import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const [password, outDir, urlA, pidA, urlB, pidB] = process.argv.slice(2);
@@ -33,6 +39,42 @@ async function waitForPair(nodes, ms) {
   throw new Error('the pair did not form (one active, one standby)');
 }
 
+// The common name of the certificate the node at `url` presents to a new connection.
+function servedName(url) {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: hostname, port: Number(port), rejectUnauthorized: false }, () => {
+      const cn = s.getPeerCertificate().subject.CN;
+      s.end();
+      resolve(cn);
+    });
+    s.on('error', reject);
+  });
+}
+
+async function waitForServedName(url, name, ms) {
+  const until = Date.now() + ms;
+  let last = null;
+  while (Date.now() < until) {
+    last = await servedName(url).catch(() => null);
+    if (last === name) return Date.now();
+    await sleep(50);
+  }
+  throw new Error(`${url} serves ${last}, not ${name}`);
+}
+
+// A self-signed certificate and key (PEM files) for `name`, made by openssl.
+async function makeCertificate(name) {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pbx-cert-'));
+  const key = path.join(dir, 'key.pem');
+  const cert = path.join(dir, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+    '-nodes', '-days', '2', '-subj', `/CN=${name}`, '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  return { dir, key, cert };
+}
+
+const uploadedName = 'pbx-uploaded.example.test';
+const pem = await makeCertificate(uploadedName);
 const browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
 try {
   const [active, standby] = await waitForPair(
@@ -55,6 +97,19 @@ try {
   const epochOf = async () => Number(await page.locator('#this-epoch').textContent());
 
   await loginAndOpenCluster(active.url);
+  // The certificate page of the active: upload; the standby serves it to new connections.
+  assert.notEqual(await servedName(standby.url), uploadedName);
+  await page.click('nav a[href="#/certificate"]');
+  await page.setInputFiles('#cert-form input[name=key]', pem.key);
+  await page.setInputFiles('#cert-form input[name=certificate]', pem.cert);
+  const uploadedAt = Date.now();
+  await page.click('#cert-form button[type=submit]');
+  await page.locator('#cert-current', { hasText: uploadedName }).waitFor();
+  await page.screenshot({ path: path.join(outDir, 'certificate-uploaded.png'), fullPage: true });
+  assert.equal(await servedName(active.url), uploadedName);
+  const seenAt = await waitForServedName(standby.url, uploadedName, 10000);
+  console.log(`the standby served the uploaded certificate ${seenAt - uploadedAt} ms after the upload`);
+  await page.click('nav a[href="#/cluster"]');
   await page.locator('#this-role', { hasText: 'active' }).waitFor();
   await page.locator('#peer-role', { hasText: 'standby' }).waitFor();
   const epochBefore = await epochOf();
@@ -79,8 +134,10 @@ try {
   assert.notEqual(last.trim(), lastBefore);
   console.log(`failover seen on the cluster page ${Date.now() - killedAt} ms after kill -9: ${last}`);
   await page.screenshot({ path: path.join(outDir, 'cluster-after-failover.png'), fullPage: true });
+  assert.equal(await servedName(standby.url), uploadedName);
   assert.deepEqual(errors, []);
 } finally {
   await browser.close();
+  await fs.rm(pem.dir, { recursive: true, force: true });
 }
 console.log('cluster failover browser test: passed');

@@ -10,10 +10,12 @@ import { spawn, execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { screenshots, login as loginAt, downloadText } from './pages.mjs';
 
 const [url, adminPassword, outDir, notServingUrl] = process.argv.slice(2);
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-const shots = [];
+const { files: shots, shot } = screenshots(outDir);
+const login = (page, user, password) => loginAt(page, url, user, password);
 const uaTool = process.env.SIP_UA_TOOL;
 const sipPort = process.env.SIP_PORT;
 const uas = [];
@@ -34,21 +36,6 @@ async function registerUa(user, password) {
 // `n` REGISTERs with a wrong password from `ip`: their final statuses.
 function failPasswords(ip, user, n) {
   return execFileSync(uaTool, ['attack', sipPort, ip, user, String(n)]).toString().trim().split('\n');
-}
-
-async function shot(page, name) {
-  const file = path.join(outDir, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  shots.push(file);
-}
-
-async function login(page, user, password) {
-  await page.goto(url);
-  await page.locator('#login-form').waitFor();
-  await page.fill('input[name=username]', user);
-  await page.fill('input[name=password]', password);
-  await page.click('#login-form button[type=submit]');
-  await page.locator('#logout').waitFor();
 }
 
 async function logout(page) {
@@ -168,8 +155,7 @@ try {
 
   // Backup: download, then restore that file after a confirmation; a damaged file is refused.
   await page.click('nav a[href="#/backup"]');
-  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#backup-download')]);
-  const backup = await fs.readFile(await download.path(), 'utf8');
+  const backup = await downloadText(page, '#backup-download');
   assert.equal(JSON.parse(backup).format, 'pbx-config-backup');
   const damaged = backup.replace('"version":1', '"version":2');
   await page.setInputFiles('#restore-file', { name: 'damaged.json', mimeType: 'application/json', buffer: Buffer.from(damaged) });

@@ -4,6 +4,10 @@ import { h, mount, dl, badge, errorLine, showError, every } from './ui.js';
 import * as dashboard from './pages/dashboard.js';
 import * as cluster from './pages/cluster.js';
 import * as extensions from './pages/extensions.js';
+import * as trunks from './pages/trunks.js';
+import * as outbound from './pages/outbound.js';
+import * as inbound from './pages/inbound.js';
+import * as cdr from './pages/cdr.js';
 import * as security from './pages/security.js';
 import * as users from './pages/users.js';
 import * as settings from './pages/settings.js';
@@ -17,6 +21,10 @@ const PAGES = [
   { path: 'dashboard', title: 'Dashboard', page: dashboard, roles: ['admin', 'operator', 'api'] },
   { path: 'cluster', title: 'Cluster', page: cluster, roles: ['admin', 'operator', 'api'] },
   { path: 'extensions', title: 'Extensions', page: extensions, roles: ['admin', 'operator', 'api'] },
+  { path: 'trunks', title: 'Trunks', page: trunks, roles: ['admin', 'operator', 'api'] },
+  { path: 'outbound', title: 'Outbound routes', page: outbound, roles: ['admin', 'operator', 'api'] },
+  { path: 'inbound', title: 'Inbound routes', page: inbound, roles: ['admin', 'operator', 'api'] },
+  { path: 'cdr', title: 'Call records', page: cdr, roles: ['admin', 'operator', 'api'] },
   { path: 'security', title: 'Security', page: security, roles: ['admin', 'operator', 'api'] },
   { path: 'users', title: 'Users', page: users, roles: ['admin'] },
   { path: 'settings', title: 'Settings', page: settings, roles: ['admin'] },

@@ -1,5 +1,9 @@
 #include "node/admin/api_server.h"
 
+#include <httplib.h>
+
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "tests/unit/admin/api_test_env.h"
@@ -316,6 +320,41 @@ TEST_F(ApiServerTest, OversizedBodyIsRejected) {
   std::string big = "{\"name\": \"" + std::string(9 * 1024 * 1024, 'x') + "\"}";
   HttpReply r = Call("POST", "/api/v1/extensions", admin_, big);
   EXPECT_EQ(r.status, 413);
+}
+
+// 64 KiB for ordinary endpoints, 8 MiB for a restore: each refusal names its limit.
+TEST_F(ApiServerTest, BodyLimitsArePerRoute) {
+  const std::string padded = "{\"name\": \"" + std::string(100 * 1024, 'x') + "\"}";
+  const store::SeqNo seq = store_->LatestSeq();
+  HttpReply r = Call("POST", "/api/v1/extensions", admin_, padded);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(r.body["error"]["code"], "payload_too_large");
+  EXPECT_EQ(r.body["error"]["message"],
+            "request body too large: /api/v1/extensions takes at most 64 KiB");
+  // The same size is read by the restore, which refuses it for what it is, not its size.
+  r = Call("POST", "/api/v1/restore", admin_, padded);
+  EXPECT_EQ(r.status, 400) << r.body.dump();
+  // A chunked body (no Content-Length) is measured the same way.
+  auto client = Client();
+  httplib::Result chunked = client->Post(
+      "/api/v1/extensions", {{"Authorization", "Bearer " + admin_}},
+      [&](size_t offset, httplib::DataSink& sink) {
+        if (offset < padded.size()) {
+          sink.write(padded.data() + offset, std::min<size_t>(16384, padded.size() - offset));
+        } else {
+          sink.done();
+        }
+        return true;
+      },
+      "application/json");
+  ASSERT_TRUE(chunked);
+  EXPECT_EQ(chunked->status, 413);
+  EXPECT_EQ(store_->LatestSeq(), seq);
+  // A small body still works.
+  EXPECT_EQ(CallJson("POST", "/api/v1/extensions", admin_,
+                     json{{"number", "2001"}, {"name", "A"}, {"password", "s3cretPass"}})
+                .status,
+            201);
 }
 
 TEST_F(ApiServerTest, ClientsPinnedToAnotherCertificateRefuseTheServer) {

@@ -1,7 +1,9 @@
 // The extension user portal (FEATURES.md §16): what the data model lets a user change on
-// their own extension today. Forward, follow-me, DND and voicemail come with those features.
+// their own extension today, and their call log (the node picks whose calls from the
+// session). Forward, follow-me, DND and voicemail come with those features.
 import { api } from '../api.js';
 import { h, mount, dl, field, formValues, errorLine, showError } from '../ui.js';
+import { cdrSearch } from './cdr.js';
 
 export async function render() {
   const r = await api('GET', '/me');
@@ -27,7 +29,10 @@ export async function render() {
       showError(err, e);
     }
   });
+  const calls = cdrSearch('/me/cdr', true);
   mount(h('h1', {}, `Extension ${x.number}`),
     h('div.card', {}, dl([['Name', x.name], ['Transport', x.transport], ['Max registrations', x.max_contacts]])),
-    h('div.card', {}, h('h2', {}, 'My settings'), form), saved);
+    h('div.card', {}, h('h2', {}, 'My settings'), form), saved,
+    h('h2', {}, 'My calls'), calls.node);
+  await calls.search();
 }
