@@ -18,15 +18,20 @@ std::string Sdp(uint16_t port, const char* direction = "sendrecv") {
 }
 
 store::CallDialog Dialog(const std::string& id) {
-  return {id,
-          "ours",
-          "theirs",
-          "<sip:2002@pbx>",
-          "<sip:2001@pbx>",
-          "sip:2001@127.0.0.1",
-          "sip:127.0.0.1:5060;transport=udp",
-          4,
-          7};
+  store::CallDialog d;
+  d.call_id = id;
+  d.local_tag = "ours";
+  d.remote_tag = "theirs";
+  d.local_uri = "<sip:2002@pbx>";
+  d.remote_uri = "<sip:2001@pbx>";
+  d.target = "sip:2001@127.0.0.1";
+  d.route = "sip:127.0.0.1:5060;transport=udp";
+  d.local_cseq = 4;
+  d.remote_cseq = 7;
+  d.session_interval = 1800;
+  d.session_pbx_refreshes = true;
+  d.route_set = {"sip:proxy.example;lr"};
+  return d;
 }
 
 store::ActiveCall Record(uint16_t a_port, uint16_t b_port) {
@@ -38,6 +43,9 @@ store::ActiveCall Record(uint16_t a_port, uint16_t b_port) {
   c.start_unix_ms = 1'700'000'000'123;
   c.answer_unix_ms = 1'700'000'004'456;
   c.start_unix = c.start_unix_ms / 1000;
+  c.type = "outbound";
+  c.trunk = "carrier";
+  c.max_duration = 600;
   c.answer_unix = c.answer_unix_ms / 1000;
   c.a = Dialog("a-call");
   c.b = Dialog("b-call");
@@ -76,8 +84,11 @@ TEST(RecoveryTest, RestoresTheMediaOnTheOldPortsAndKeepsTheRecordFields) {
   store::ActiveCall r = Record(31010, 31020);
   auto m = RestoreMedia(**relay, "127.0.0.1", r);
   ASSERT_TRUE(m.ok()) << m.status().ToString();
-  EXPECT_EQ(m->ports().a_port, 31010);
-  EXPECT_EQ(m->ports().b_port, 31020);
+  EXPECT_EQ(m->media.ports().a_port, 31010);
+  EXPECT_EQ(m->media.ports().b_port, 31020);
+  // What each phone last had from the PBX: anchored on the relay's ports.
+  EXPECT_NE(m->sdp_to_a.find("m=audio 31010 "), std::string::npos) << m->sdp_to_a;
+  EXPECT_NE(m->sdp_to_b.find("m=audio 31020 "), std::string::npos) << m->sdp_to_b;
   // The same ports again while held: Unavailable, and the first relay is untouched.
   EXPECT_FALSE(RestoreMedia(**relay, "127.0.0.1", r).ok());
   EXPECT_EQ((*relay)->Totals().relays, 1u);
@@ -88,7 +99,8 @@ TEST(RecoveryTest, RestoresTheMediaOnTheOldPortsAndKeepsTheRecordFields) {
   EXPECT_FALSE(RestoreMedia(**relay, "127.0.0.1", r).ok());
   EXPECT_EQ((*relay)->Totals().relays, 1u);
 
-  // The fields a failover needs survive the store (times in ms, the dialled number).
+  // The fields a failover needs survive the store (times in ms, the dialled number, type,
+  // trunk, time limit, session timers, route sets).
   store::MemStoreFactory factory;
   std::unique_ptr<store::StateStore> db = factory.Open();
   store::WriteSet w;
