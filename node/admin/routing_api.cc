@@ -501,10 +501,7 @@ void AddKind(httplib::Server& server, const RouteContext& ctx, const std::string
              const std::string& object) {
   auto routes = std::make_shared<const DialPlanRoutes<T>>(ctx.store, object);
   auto bind = [&](Permission permission, auto method) {
-    return ctx.guarded(permission,
-                       [routes, method](const Request& req, Response& res, const Principal& who) {
-                         ((*routes).*method)(req, res, who);
-                       });
+    return ctx.Bind(permission, routes, method);
   };
   std::string base = "/api/v1/" + path;
   std::string one = base + R"(/([A-Za-z0-9_+*-]{1,33}))";
@@ -533,6 +530,12 @@ void AddRoutingRoutes(httplib::Server& server, const RouteContext& ctx) {
   AddKind<routing::PinSet>(server, ctx, "pin-sets", "pin_set");
 
   store::StateStore& st = ctx.store;
+  // What a destination may be: the pages offer exactly the types that validate.
+  server.Get(
+      "/api/v1/destination-types",
+      ctx.guarded(Permission::kViewStatus, [&st](const Request&, Response& res, const Principal&) {
+        SendJson(res, 200, json{{"types", Destinations(st).types()}});
+      }));
   server.Get("/api/v1/routing-settings",
              ctx.guarded(Permission::kViewStatus,
                          [&st](const Request& req, Response& res, const Principal&) {

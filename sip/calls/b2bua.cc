@@ -406,7 +406,7 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
       return refuse(SIP_404_NOT_FOUND, "failed", "no inbound route", "");
     }
     if (d.destination.type != "extension" || !registrar_.FindExtension(d.destination.id)) {
-      // Ring groups, IVRs, queues, voicemail: destinations that later issues bring.
+      // Only an extension can be rung; any other type is refused with its name logged.
       PBX_LOG(kInfo, "calls", "inbound call to {}: destination {} '{}' is not available", dialled,
               d.destination.type, d.destination.id);
       std::string cause = "destination " + d.destination.type + " not available";

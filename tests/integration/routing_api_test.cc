@@ -125,5 +125,12 @@ TEST_F(RoutingApiTest, EveryKindRoundTripsAndBadInputChangesNothing) {
   EXPECT_EQ(Pbxctl({"route", "list", "nonsense"}).exit_code, 2);
 }
 
+// The pages offer the destination types the node validates, and no others.
+TEST_F(RoutingApiTest, DestinationTypesAreTheOnesThatValidate) {
+  auto [status, body] = test::Api(dir_, "GET", "/api/v1/destination-types");
+  ASSERT_EQ(status, 200) << body.dump();
+  EXPECT_EQ(body["types"], json({"extension", "hangup", "time_condition"})) << body.dump();
+}
+
 }  // namespace
 }  // namespace pbx

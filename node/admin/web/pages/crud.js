@@ -25,7 +25,7 @@ function rowsControl(f, value, cols) {
       const v = cols.length === 1 && !f.objects ? item : (item || {})[c.name];
       const text = Array.isArray(v) ? v.join(',') : v ?? '';
       return c.options ? selectOf(c.name, c.options, text)
-        : h('input', { name: c.name, value: text, placeholder: c.label, size: c.size || 12 });
+        : h('input', { name: c.name, value: text, title: c.label, 'aria-label': c.label, size: c.size || 12 });
     });
     const row = h('div.row', {}, cells,
       h('button.secondary', { type: 'button', title: 'Move up', on: { click: () => row.previousSibling && list.insertBefore(row, row.previousSibling) } }, '↑'),
@@ -60,7 +60,7 @@ async function controlOf(f, value, creating) {
       c.read = () => (c.value === '' ? undefined : Number(c.value));
       return c;
     case 'password':
-      c = h('input', { type: 'password', name: f.name, autocomplete: 'new-password', placeholder: creating ? '' : 'blank: keep' });
+      c = h('input', { type: 'password', name: f.name, autocomplete: 'new-password', title: creating ? '' : 'leave empty to keep the stored one' });
       c.read = () => (c.value === '' ? undefined : c.value);
       return c;
     case 'select':
@@ -78,23 +78,30 @@ async function controlOf(f, value, creating) {
       return rowsControl(f, value, cols);
     }
     case 'destination': {
-      const types = (f.optional ? [''] : []).concat(DESTINATION_TYPES);
+      const types = (f.optional ? [''] : []).concat(await destinationTypes());
       const type = selectOf(`${f.name}.type`, types, value ? value.type : '');
-      const id = h('input', { name: `${f.name}.id`, value: value ? value.id : '', placeholder: 'number or name', size: 12 });
+      const id = h('input', { name: `${f.name}.id`, value: value ? value.id : '', title: 'number or name', 'aria-label': 'number or name', size: 12 });
       c = h('span.inline', {}, type, id);
       c.read = () => (type.value === '' ? null : { type: type.value, id: type.value === 'hangup' ? '' : id.value.trim() });
       return c;
     }
     default:
-      c = h('input', { name: f.name, value: value ?? '', size: f.size || 16, placeholder: f.placeholder || '' });
+      c = h('input', { name: f.name, value: value ?? '', size: f.size || 16 });
       c.read = () => (c.value === '' && creating ? undefined : c.value.trim());
       return c;
   }
 }
 
-// What a destination may be today (node/admin/routing_api.cc registers the same types);
-// ring groups, IVRs, queues and voicemail are added when those features exist.
-export const DESTINATION_TYPES = ['extension', 'time_condition', 'hangup'];
+// What a destination may be, as the node validates it; asked once (it changes only with
+// the software).
+let destinationTypesOnce = null;
+export function destinationTypes() {
+  destinationTypesOnce ||= api('GET', '/destination-types').then((r) => r.types, (e) => {
+    destinationTypesOnce = null;  // asked again next time
+    throw e;
+  });
+  return destinationTypesOnce;
+}
 
 export function destinationText(d) {
   if (!d) return '—';

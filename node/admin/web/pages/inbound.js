@@ -1,20 +1,20 @@
 // Inbound call control (FEATURES.md 4.3-4.5, 4.7): inbound routes per trunk and office
-// pause, DID routes, time conditions and the blacklist. Destinations are the types that
-// exist today (crud.js DESTINATION_TYPES).
+// pause, DID routes, time conditions and the blacklist. Destinations are the types the node
+// validates (crud.js destinationTypes).
 import { api } from '../api.js';
 import { h, field, errorLine, showError, when } from '../ui.js';
-import { crudSection, namesOf, destinationText, DESTINATION_TYPES } from './crud.js';
+import { crudSection, namesOf, destinationText, destinationTypes } from './crud.js';
 import { tabbedPage } from './tabs.js';
 
 const DAYS = 'sun, mon, tue, wed, thu, fri, sat';
 
 // Block anonymous calls and office pause (routing settings), above the per-trunk routes.
 async function settingsForm() {
-  const s = await api('GET', '/routing-settings');
+  const [s, types] = await Promise.all([api('GET', '/routing-settings'), destinationTypes()]);
   const err = errorLine();
   const saved = h('span.ok', {});
   const d = s.office_pause_destination;
-  const type = h('select', { name: 'pause_type' }, DESTINATION_TYPES.map((t) => h('option', { value: t, selected: d && d.type === t }, t)));
+  const type = h('select', { name: 'pause_type' }, types.map((t) => h('option', { value: t, selected: d && d.type === t }, t)));
   const id = h('input', { name: 'pause_id', value: d ? d.id : '', size: 10 });
   const form = h('form.inline.card#routing-settings', {},
     field('Block anonymous calls', 'block_anonymous', { type: 'checkbox', value: s.block_anonymous }),
