@@ -126,15 +126,9 @@ class BackupRoutes {
 void AddBackupRoutes(httplib::Server& server, const RouteContext& ctx) {
   auto routes = std::make_shared<BackupRoutes>(ctx);
   server.Get("/api/v1/backup",
-             ctx.guarded(Permission::kManageSettings,
-                         [routes](const Request& req, Response& res, const Principal& who) {
-                           routes->Backup(req, res, who);
-                         }));
+             ctx.Bind(Permission::kManageSettings, routes, &BackupRoutes::Backup));
   server.Post("/api/v1/restore",
-              ctx.guarded(Permission::kManageSettings,
-                          [routes](const Request& req, Response& res, const Principal& who) {
-                            routes->Restore(req, res, who);
-                          }));
+              ctx.Bind(Permission::kManageSettings, routes, &BackupRoutes::Restore));
 }
 
 }  // namespace pbx::admin

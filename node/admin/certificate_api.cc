@@ -140,15 +140,9 @@ void AddCertificateRoutes(httplib::SSLServer& server, const RouteContext& ctx,
                           const std::string& self_signed_file) {
   auto routes = std::make_shared<CertificateRoutes>(ctx, server.ssl_context(), self_signed_file);
   server.Get("/api/v1/certificate",
-             ctx.guarded(Permission::kManageSettings,
-                         [routes](const Request& req, Response& res, const Principal& who) {
-                           routes->Get(req, res, who);
-                         }));
+             ctx.Bind(Permission::kManageSettings, routes, &CertificateRoutes::Get));
   server.Put("/api/v1/certificate",
-             ctx.guarded(Permission::kManageSettings,
-                         [routes](const Request& req, Response& res, const Principal& who) {
-                           routes->Put(req, res, who);
-                         }));
+             ctx.Bind(Permission::kManageSettings, routes, &CertificateRoutes::Put));
 }
 
 }  // namespace pbx::admin

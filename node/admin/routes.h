@@ -25,6 +25,15 @@ struct RouteContext {
   // Wraps a handler with authentication (session.h), the role check and exception safety.
   std::function<httplib::Server::Handler(Permission, GuardedHandler)> guarded;
   const std::function<CallsSnapshot()>& calls;  // may be empty (no SIP)
+
+  // A guarded handler that calls `method` of a route group's shared `routes` object.
+  template <typename Routes, typename Method>
+  httplib::Server::Handler Bind(Permission permission, std::shared_ptr<Routes> routes,
+                                Method method) const {
+    return guarded(permission, [routes = std::move(routes), method](
+                                   const httplib::Request& req, httplib::Response& res,
+                                   const Principal& who) { ((*routes).*method)(req, res, who); });
+  }
 };
 
 // users_api.cc:

@@ -303,10 +303,7 @@ class TrunkRoutes {
 void AddTrunkRoutes(httplib::Server& server, const RouteContext& ctx) {
   auto routes = std::make_shared<const TrunkRoutes>(ctx.store);
   auto bind = [&](Permission permission, auto method) {
-    return ctx.guarded(permission,
-                       [routes, method](const Request& req, Response& res, const Principal& who) {
-                         ((*routes).*method)(req, res, who);
-                       });
+    return ctx.Bind(permission, routes, method);
   };
   constexpr const char* kTrunk = R"(/api/v1/trunks/([A-Za-z0-9_-]{1,32}))";
   // Trunks are managed by the roles that manage extensions (admin, operator, api).

@@ -435,10 +435,7 @@ class AccountRoutes {
 void AddAccountRoutes(httplib::Server& server, const RouteContext& ctx) {
   auto routes = std::make_shared<const AccountRoutes>(ctx.store);
   auto bind = [&](Permission permission, auto method) {
-    return ctx.guarded(permission,
-                       [routes, method](const Request& req, Response& res, const Principal& who) {
-                         ((*routes).*method)(req, res, who);
-                       });
+    return ctx.Bind(permission, routes, method);
   };
   constexpr const char* kUser = R"(/api/v1/users/([^/]+))";
   server.Get("/api/v1/users", bind(Permission::kManageUsers, &AccountRoutes::ListUsers));

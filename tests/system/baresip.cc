@@ -37,6 +37,15 @@ double Rms(const int16_t* s, size_t n) {
 
 }  // namespace
 
+std::string CreatePhoneLab(NetLab& lab) {
+  if (!std::filesystem::exists(kBaresipPath)) {
+    return std::string(kBaresipPath) +
+           " is missing: deploy/install-deps.sh --test installs baresip-core";
+  }
+  std::string why;
+  return lab.Create(&why) ? "" : why;
+}
+
 BaresipPhone::BaresipPhone(BaresipOptions options) : options_(std::move(options)) {
   const std::string& dir = options_.dir;
   std::filesystem::create_directories(dir + "/rec");

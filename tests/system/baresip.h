@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "tests/support/process.h"
+#include "tests/system/netns.h"
 
 // baresip (Debian's baresip-core) as a phone in a network namespace, for system tests. libre
 // takes its address from a non-loopback interface, so phones run in namespaces of their own
@@ -15,6 +16,10 @@ namespace pbx::test {
 
 // Where baresip is; the tests skip without it.
 inline constexpr char kBaresipPath[] = "/usr/bin/baresip";
+
+// Creates `lab` for a test with baresip phones: "" on success, else why the test skips
+// (baresip is not installed, or namespaces cannot be created).
+std::string CreatePhoneLab(NetLab& lab);
 
 struct BaresipOptions {
   std::string netns;   // the namespace it runs in

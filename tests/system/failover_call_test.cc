@@ -181,11 +181,7 @@ class FailoverCallTest : public testing::TestWithParam<Failure> {
   };
 
   void SetUp() override {
-    if (!std::filesystem::exists(test::kBaresipPath)) {
-      GTEST_SKIP() << test::kBaresipPath << " is missing: deploy/install-deps.sh --test";
-    }
-    std::string why;
-    if (!lab_.Create(&why)) GTEST_SKIP() << why;
+    if (std::string why = test::CreatePhoneLab(lab_); !why.empty()) GTEST_SKIP() << why;
     ASSERT_EQ(lab_.AddHost("a", "02:15:00:00:00:0a", {"10.215.0.1/24"}), "");
     ASSERT_EQ(lab_.AddHost("b", "02:15:00:00:00:0b", {"10.215.0.2/24"}), "");
     ASSERT_EQ(lab_.AddHost("w", "02:15:00:00:00:0d", {std::string(kAddrW) + "/24"}), "");

@@ -8,7 +8,6 @@
 // Each phone plays a 440 Hz tone (aufile) and records what it receives (sndfile); both
 // recordings must be non-silent. Alice holds and resumes over baresip's control socket
 // (ctrl_tcp), then hangs up; the CDR says answered and the relay count is back at 0.
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -36,12 +35,7 @@ constexpr char kPassword[] = "Bare5ip-pw";
 class SipBaresipCallTest : public testing::Test {
  protected:
   void SetUp() override {
-    if (!std::filesystem::exists(test::kBaresipPath)) {
-      GTEST_SKIP() << test::kBaresipPath << " is missing: deploy/install-deps.sh --test installs "
-                   << "baresip-core";
-    }
-    std::string why;
-    if (!lab_.Create(&why)) GTEST_SKIP() << why;
+    if (std::string why = test::CreatePhoneLab(lab_); !why.empty()) GTEST_SKIP() << why;
     ASSERT_EQ(lab_.AddHost("p", "02:00:0a:d9:00:01", {std::string(kPbxAddr) + "/24"}), "");
     ASSERT_EQ(lab_.AddHost("a", "02:00:0a:d9:00:02", {"10.217.0.2/24"}), "");
     ASSERT_EQ(lab_.AddHost("b", "02:00:0a:d9:00:03", {"10.217.0.3/24"}), "");

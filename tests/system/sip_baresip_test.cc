@@ -9,7 +9,6 @@
 // wrong one and must be refused and never listed.
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
 #include <memory>
 #include <regex>
 #include <string>
@@ -34,12 +33,7 @@ constexpr char kPhoneAddr[] = "10.215.0.2";
 class SipBaresipTest : public testing::Test {
  protected:
   void SetUp() override {
-    if (!std::filesystem::exists(test::kBaresipPath)) {
-      GTEST_SKIP() << test::kBaresipPath << " is missing: deploy/install-deps.sh --test installs "
-                   << "baresip-core";
-    }
-    std::string why;
-    if (!lab_.Create(&why)) GTEST_SKIP() << why;
+    if (std::string why = test::CreatePhoneLab(lab_); !why.empty()) GTEST_SKIP() << why;
     ASSERT_EQ(lab_.AddHost("p", "02:00:0a:d7:00:01", {std::string(kPbxAddr) + "/24"}), "");
     ASSERT_EQ(lab_.AddHost("u", "02:00:0a:d7:00:02", {std::string(kPhoneAddr) + "/24"}), "");
 
