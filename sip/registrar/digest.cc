@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdio>
+#include <memory>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -30,11 +31,18 @@ void AppendHex(const unsigned char* bytes, size_t n, std::string& out) {
   }
 }
 
+// One context per thread, reused across hashes, freed when the thread ends.
+EVP_MD_CTX* ThreadContext() {
+  thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                                           &EVP_MD_CTX_free);
+  PBX_CHECK(ctx != nullptr);
+  return ctx.get();
+}
+
 // Hashes the concatenation of `parts` joined by ':' without building the joined string.
 template <size_t N>
 std::string HashJoined(DigestAlgorithm algorithm, const std::array<std::string_view, N>& parts) {
-  thread_local EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  PBX_CHECK(ctx != nullptr);
+  EVP_MD_CTX* ctx = ThreadContext();
   PBX_CHECK(EVP_DigestInit_ex(ctx, Md(algorithm), nullptr) == 1);
   for (size_t i = 0; i < N; ++i) {
     if (i > 0) EVP_DigestUpdate(ctx, ":", 1);

@@ -1,15 +1,17 @@
 // The web admin in headless Chromium against a real pbxd (started by run_web_admin_test.sh):
-// log in as admin, create an extension and see it registered when the test UA registers it,
+// log in as admin, create an extension and see it registered when a baresip phone registers it,
 // create a user, check CSRF and role refusals, visit the extension user portal, log out.
 // Saves a screenshot of each page into OUT_DIR.
 // Then, on a pair node that does not serve, the read-only status page that points to the VIP.
-//   SIP_UA_TOOL=... SIP_PORT=... node web_admin_test.mjs URL ADMIN_PASSWORD OUT_DIR NOT_SERVING_URL
+//   SIP_UA_TOOL=... SIP_PORT=... BARESIP_PORT=... node web_admin_test.mjs URL ADMIN_PASSWORD OUT_DIR NOT_SERVING_URL
 import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { screenshots, login as loginAt, downloadText } from './pages.mjs';
 
 const [url, adminPassword, outDir, notServingUrl] = process.argv.slice(2);
@@ -18,18 +20,38 @@ const { files: shots, shot } = screenshots(outDir);
 const login = (page, user, password) => loginAt(page, url, user, password);
 const uaTool = process.env.SIP_UA_TOOL;
 const sipPort = process.env.SIP_PORT;
-const uas = [];
+const phones = [];
+const phoneDirs = [];
 
-// The test UA registers `user` and stays up (answering the registrar's OPTIONS) until the
-// test ends and closes its stdin.
-async function registerUa(user, password) {
-  const ua = spawn(uaTool, ['register', sipPort, user, password], { stdio: ['pipe', 'pipe', 'inherit'] });
-  uas.push(ua);
+// A headless baresip phone (Debian baresip-core, no audio device) registers `user` from
+// 127.0.0.1:BARESIP_PORT (and TLS on the port after it) and stays up until the test ends.
+// It takes its interface address from `phone0`, which run_web_admin_test.sh creates.
+async function registerPhone(user, password) {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pbx-baresip-'));
+  phoneDirs.push(dir);
+  await fs.writeFile(path.join(dir, 'config'), [
+    `sip_listen 127.0.0.1:${process.env.BARESIP_PORT}`,
+    'module_path /usr/lib/baresip/modules',
+    'module g711.so',
+    'module_tmp uuid.so',
+    'module_tmp account.so',
+    'module_app menu.so',
+    '',
+  ].join('\n'));
+  await fs.writeFile(path.join(dir, 'accounts'),
+    `<sip:${user}@127.0.0.1:${sipPort}>;auth_pass=${password};regint=300\n`);
+  // Line-buffered: baresip's stdout is a pipe here, and the loop below reads its lines.
+  const phone = spawn('stdbuf', ['-oL', 'baresip', '-n', 'phone0', '-f', dir],
+    { stdio: ['pipe', 'pipe', 'inherit'] });
+  phones.push(phone);
   let out = '';
-  ua.stdout.on('data', (d) => { out += d; });
-  while (!out.includes('registered')) {
-    if (ua.exitCode !== null) throw new Error(`the test UA exited with ${ua.exitCode}`);
-    await Promise.race([once(ua.stdout, 'data'), once(ua, 'exit')]);
+  phone.stdout.on('data', (d) => { out += d; });
+  // baresip prints "<aor>: 200 OK" once its REGISTER is accepted.
+  const deadline = Date.now() + 15000;
+  while (!/\b200 OK\b/.test(out)) {
+    if (phone.exitCode !== null) throw new Error(`baresip exited with ${phone.exitCode}:\n${out}`);
+    if (Date.now() > deadline) throw new Error(`baresip did not register in 15 s:\n${out}`);
+    await Promise.race([once(phone.stdout, 'data'), once(phone, 'exit'), sleep(500)]);
   }
 }
 
@@ -88,14 +110,14 @@ try {
   await page.locator('tr[data-number="2101"] td.reg', { hasText: 'not registered' }).waitFor();
 
   // A SIP phone registers: the page shows it without a reload (its 2 s polling).
-  await registerUa('2101', 'Brows3rPass');
+  await registerPhone('2101', 'Brows3rPass');
   await page.locator('tr[data-number="2101"] td.reg', { hasText: 'registered (1)' }).waitFor();
   await shot(page, 'extensions');
 
   // The dashboard lists it, with its user agent and, once the registrar asked, its qualify.
   await page.click('nav a[href="#/dashboard"]');
   await page.locator('#reg-count', { hasText: '1' }).waitFor();
-  await page.locator('tr[data-reg="2101"]', { hasText: 'pbx-test-ua' }).waitFor();
+  await page.locator('tr[data-reg="2101"]', { hasText: 'baresip' }).waitFor();
   await shot(page, 'dashboard-registrations');
 
   // Security: five wrong passwords from one source ban it; the page shows the ban live, and
@@ -210,7 +232,8 @@ try {
   assert.deepEqual(consoleErrors, []);
 } finally {
   await browser.close();
-  for (const ua of uas) ua.stdin.end();
+  for (const phone of phones) phone.kill('SIGTERM');
+  for (const dir of phoneDirs) await fs.rm(dir, { recursive: true, force: true });
 }
 for (const f of shots) console.log(`screenshot: ${f}`);
 console.log(`web admin browser test: ${shots.length} pages checked`);
