@@ -12,7 +12,7 @@ build_pkgs=(
 )
 # clang + libclang-rt (a Recommends, so named here): the libFuzzer targets in tests/fuzz/.
 # baresip-core: the SIP interop test in tests/system/.
-# kamailio (and kamcmd in it): the carrier of the trunk tests in tests/integration/.
+# kamailio (and kamcmd in it): the carrier of the trunk tests (tests/system/kamailio_carrier.h).
 # chromium runs the web admin's browser tests (tests/browser), driven by playwright-core
 # from npm (package-lock.json there; `npm ci` below).
 # sip-tester (sipp): the two phones of the browser test's call (tests/browser/calls_test.mjs).

@@ -1,24 +1,19 @@
-// SIP trunks against a real carrier: Kamailio (tests/integration/kamailio_carrier.cfg) with
-// digest auth and a registrar plays the ITSP, a real pbxd registers to it, and the test
-// reads the carrier's location table (kamcmd ul.dump) to see what the carrier saw. Calls:
+// SIP trunks against a real carrier: Kamailio (tests/system/kamailio_carrier.h) with
+// digest auth and a registrar plays the ITSP on loopback, a real pbxd registers to it, and
+// the test reads the carrier's location table (kamcmd) to see what the carrier saw. Calls:
 // a far customer of the carrier (a test UA registered on Kamailio) and a pbxd extension
 // call each other through the trunk, the carrier routing by its location table.
-#include <unistd.h>
-
-#include <filesystem>
-#include <fstream>
 #include <memory>
-#include <regex>
+#include <optional>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <nlohmann/json.hpp>
-#include <sys/socket.h>
 
 #include "tests/integration/pbxd_fixture.h"
 #include "tests/integration/sip_phone.h"
 #include "tests/support/process.h"
+#include "tests/system/kamailio_carrier.h"
 
 namespace pbx {
 namespace {
@@ -31,58 +26,13 @@ constexpr char kFarIp[] = "127.0.0.40";  // the carrier's customer, not challeng
 constexpr char kFarUser[] = "7001";
 constexpr char kFarPassword[] = "far-pw";
 
-// A UDP port nobody uses right now (Kamailio needs a fixed one in its config).
-uint16_t FreeUdpPort() {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-// What the carrier's location table holds for the trunk's AOR.
-struct Binding {
-  std::string call_id;
-  int cseq = -1;
-  bool operator==(const Binding&) const = default;
-};
-
 class TrunkTest : public testing::Test {
  protected:
   void SetUp() override {
-    if (access("/usr/sbin/kamailio", X_OK) != 0) GTEST_SKIP() << "kamailio is not installed";
-    StartCarrier();
+    if (!test::KamailioInstalled()) GTEST_SKIP() << "kamailio is not installed";
+    ASSERT_EQ(carrier_.Start(), "");
     pbxd_ = test::StartPbxd(dir_, "trunktest", /*demo_extensions=*/false);
     ASSERT_TRUE(pbxd_) << test::ReadFile(dir_.Sub("pbxd.log"));
-  }
-
-  void StartCarrier() {
-    std::string db = dir_.Sub("kamdb");
-    std::filesystem::create_directories(db);
-    std::filesystem::copy_file("/usr/share/kamailio/dbtext/kamailio/version", db + "/version");
-    std::ofstream(db + "/subscriber")
-        << "id(int,auto) username(string) domain(string) password(string) ha1(string,null) "
-           "ha1b(string,null) \n"
-        << "1:" << kCarrierUser << ":carrier:" << kCarrierPassword << "::\n"
-        << "2:" << kFarUser << ":carrier:" << kFarPassword << "::\n";
-    carrier_port_ = FreeUdpPort();
-    ctl_ = dir_.Sub("kam.ctl");
-    std::string cfg = test::ReadFile(std::string(TESTS_DIR) + "/kamailio_carrier.cfg");
-    cfg = std::regex_replace(cfg, std::regex("@PORT@"), std::to_string(carrier_port_));
-    cfg = std::regex_replace(cfg, std::regex("@DB@"), db);
-    cfg = std::regex_replace(cfg, std::regex("@CTL@"), ctl_);
-    cfg = std::regex_replace(cfg, std::regex("@FAR@"), kFarIp);
-    std::ofstream(dir_.Sub("kamailio.cfg")) << cfg;
-    // -D: stay in the foreground (children still fork), so SIGTERM ends all of it.
-    carrier_ = std::make_unique<test::Process>(
-        std::vector<std::string>{"/usr/sbin/kamailio", "-D", "-E", "-f", dir_.Sub("kamailio.cfg"),
-                                 "-P", dir_.Sub("kam.pid"), "-m", "32", "-M", "4"},
-        dir_.Sub("kamailio.log"));
-    ASSERT_TRUE(test::WaitFor([&] { return std::filesystem::exists(ctl_); })) << carrier_->Log();
   }
 
   test::CommandResult Pbxctl(std::vector<std::string> args) { return test::Pbxctl(dir_, args); }
@@ -98,7 +48,7 @@ class TrunkTest : public testing::Test {
                 std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {
         "trunk", "add", name, "--host", "127.0.0.1", "--set",
-        "port=" + std::to_string(carrier_port_), "--set", std::string("username=") + kCarrierUser,
+        "port=" + std::to_string(carrier_.port()), "--set", std::string("username=") + kCarrierUser,
         "--set", "password=" + password, "--set", "domain=carrier",
         // Registered for 10 s, refreshed every 3 s.
         "--set", "expiry=10", "--set", "refresh_percent=30", "--set", "retry_interval=1"};
@@ -107,24 +57,13 @@ class TrunkTest : public testing::Test {
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   }
 
-  // The trunk's binding in the carrier's location table, if any.
-  std::optional<Binding> CarrierBinding() {
-    test::CommandResult r = test::Run({"/usr/sbin/kamcmd", "-s", "unix:" + ctl_, "ul.dump"});
-    std::smatch m;
-    Binding b;
-    if (std::regex_search(r.out, m, std::regex(R"(Call-ID:\s*(\S+))"))) b.call_id = m[1];
-    if (std::regex_search(r.out, m, std::regex(R"(CSeq:\s*(\d+))"))) b.cseq = std::stoi(m[1]);
-    if (b.call_id.empty() || b.cseq < 0) return std::nullopt;
-    return b;
-  }
-
   // The first `n` distinct bindings the carrier holds, polled often enough to see each
   // refresh (every 3 s).
-  std::vector<Binding> WatchBindings(size_t n) {
-    std::vector<Binding> seen;
+  std::vector<test::CarrierBinding> WatchBindings(size_t n) {
+    std::vector<test::CarrierBinding> seen;
     test::WaitFor(
         [&] {
-          std::optional<Binding> b = CarrierBinding();
+          std::optional<test::CarrierBinding> b = carrier_.Binding(kCarrierUser);
           if (b && (seen.empty() || !(seen.back() == *b))) seen.push_back(*b);
           return seen.size() >= n;
         },
@@ -133,16 +72,18 @@ class TrunkTest : public testing::Test {
   }
 
   test::TempDir dir_;
-  std::unique_ptr<test::Process> carrier_;
+  test::KamailioCarrier carrier_{{
+      .dir = dir_.Sub("carrier"),
+      .far_address = kFarIp,
+      .subscribers = {{kCarrierUser, kCarrierPassword}, {kFarUser, kFarPassword}},
+  }};
   std::unique_ptr<test::Process> pbxd_;
-  uint16_t carrier_port_ = 0;
-  std::string ctl_;
 };
 
 TEST_F(TrunkTest, RegistersWithDigestAndRefreshesKeepCallIdWithCseqPlusOne) {
   AddTrunk("acme", kCarrierPassword);
-  std::vector<Binding> seen = WatchBindings(3);
-  ASSERT_EQ(seen.size(), 3u) << pbxd_->Log() << carrier_->Log();
+  std::vector<test::CarrierBinding> seen = WatchBindings(3);
+  ASSERT_EQ(seen.size(), 3u) << pbxd_->Log() << carrier_.Log();
   for (size_t i = 1; i < seen.size(); ++i) {
     EXPECT_EQ(seen[i].call_id, seen[0].call_id);
     EXPECT_EQ(seen[i].cseq, seen[i - 1].cseq + 1) << "refresh " << i;
@@ -160,8 +101,8 @@ TEST_F(TrunkTest, RegistersWithDigestAndRefreshesKeepCallIdWithCseqPlusOne) {
 
 TEST_F(TrunkTest, NewCallIdPerRegisterOptionChangesTheCallId) {
   AddTrunk("quirky", kCarrierPassword, {"--set", "new_call_id_per_register=true"});
-  std::vector<Binding> seen = WatchBindings(3);
-  ASSERT_EQ(seen.size(), 3u) << pbxd_->Log() << carrier_->Log();
+  std::vector<test::CarrierBinding> seen = WatchBindings(3);
+  ASSERT_EQ(seen.size(), 3u) << pbxd_->Log() << carrier_.Log();
   EXPECT_NE(seen[1].call_id, seen[0].call_id);
   EXPECT_NE(seen[2].call_id, seen[1].call_id);
 }
@@ -176,7 +117,7 @@ TEST_F(TrunkTest, WrongPasswordShowsFailedWithTheResponseCode) {
     return true;
   })) << pbxd_->Log();
   EXPECT_EQ(trunk["status"]["last_code"], 401) << trunk.dump();
-  EXPECT_FALSE(CarrierBinding());
+  EXPECT_FALSE(carrier_.Binding(kCarrierUser));
   test::CommandResult table = Pbxctl({"trunk", "list"});
   EXPECT_NE(table.out.find("failed"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("401"), std::string::npos) << table.out;
@@ -223,7 +164,7 @@ TEST_F(TrunkTest, CallsBothWaysThroughTheCarrier) {
     json t = Trunks();
     return !t.empty() && t[0]["status"]["state"] == "registered";
   })) << pbxd_->Log()
-      << carrier_->Log();
+      << carrier_.Log();
   auto ok = [&](std::vector<std::string> args) {
     test::CommandResult r = Pbxctl(args);
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -243,40 +184,40 @@ TEST_F(TrunkTest, CallsBothWaysThroughTheCarrier) {
   Phone alice("2001", "127.0.0.11", pbx_port);
   std::optional<SipResponse> r = alice.Register("Alice-pw1");
   ASSERT_TRUE(r && r->status == 200) << (r ? r->raw : pbxd_->Log());
-  Phone far(kFarUser, kFarIp, carrier_port_);
+  Phone far(kFarUser, kFarIp, carrier_.port());
   r = far.Register(kFarPassword, "MD5");  // Kamailio offers MD5 only
-  ASSERT_TRUE(r && r->status == 200) << (r ? r->raw : carrier_->Log());
+  ASSERT_TRUE(r && r->status == 200) << (r ? r->raw : carrier_.Log());
 
   // Out: Alice -> pbxd -> trunk (407 answered) -> Kamailio -> the far customer.
   ASSERT_TRUE(alice.Call(kFarUser, "Alice-pw1", Sdp("127.0.0.11", 7078)));
   std::optional<SipResponse> inv = far.Expect("INVITE", std::chrono::seconds(8));
-  ASSERT_TRUE(inv) << pbxd_->Log() << carrier_->Log();
+  ASSERT_TRUE(inv) << pbxd_->Log() << carrier_.Log();
   far.TakeInvite(*inv);
   far.ua->Respond(*inv, 200, "OK", far.local_tag, far.ContactHeader(), Sdp(kFarIp, 9078));
   std::optional<SipResponse> answered = alice.Final();
-  ASSERT_TRUE(answered && answered->status == 200) << pbxd_->Log() << carrier_->Log();
+  ASSERT_TRUE(answered && answered->status == 200) << pbxd_->Log() << carrier_.Log();
   alice.Ack2xx(*answered);
-  ASSERT_TRUE(far.Expect("ACK")) << pbxd_->Log() << carrier_->Log();
+  ASSERT_TRUE(far.Expect("ACK")) << pbxd_->Log() << carrier_.Log();
   alice.ua->SendRaw(alice.InDialog("BYE", ++alice.cseq));
   std::optional<SipResponse> bye = far.Expect("BYE");
-  ASSERT_TRUE(bye) << pbxd_->Log() << carrier_->Log();
+  ASSERT_TRUE(bye) << pbxd_->Log() << carrier_.Log();
   far.ua->Respond(*bye, 200, "OK");
   ASSERT_TRUE(alice.Final());
 
   // In: the far customer dials the DID -> Kamailio -> the trunk's contact -> Alice.
   ASSERT_TRUE(far.Call("5551000", "", Sdp(kFarIp, 9078)));
   inv = alice.Expect("INVITE", std::chrono::seconds(8));
-  ASSERT_TRUE(inv) << pbxd_->Log() << carrier_->Log();
+  ASSERT_TRUE(inv) << pbxd_->Log() << carrier_.Log();
   alice.TakeInvite(*inv);
   alice.ua->Respond(*inv, 200, "OK", alice.local_tag, alice.ContactHeader(),
                     Sdp("127.0.0.11", 7078));
   answered = far.Final();
-  ASSERT_TRUE(answered && answered->status == 200) << pbxd_->Log() << carrier_->Log();
+  ASSERT_TRUE(answered && answered->status == 200) << pbxd_->Log() << carrier_.Log();
   far.Ack2xx(*answered);
   ASSERT_TRUE(alice.Expect("ACK")) << pbxd_->Log();
   far.ua->SendRaw(far.InDialog("BYE", ++far.cseq));
   bye = alice.Expect("BYE");
-  ASSERT_TRUE(bye) << pbxd_->Log() << carrier_->Log();
+  ASSERT_TRUE(bye) << pbxd_->Log() << carrier_.Log();
   alice.ua->Respond(*bye, 200, "OK");
 
   json rows;
@@ -296,13 +237,14 @@ TEST_F(TrunkTest, CallsBothWaysThroughTheCarrier) {
 
 TEST_F(TrunkTest, DeletedTrunkUnregistersFromTheCarrier) {
   AddTrunk("acme", kCarrierPassword);
-  std::vector<Binding> seen = WatchBindings(1);
-  ASSERT_EQ(seen.size(), 1u) << pbxd_->Log() << carrier_->Log();
+  std::vector<test::CarrierBinding> seen = WatchBindings(1);
+  ASSERT_EQ(seen.size(), 1u) << pbxd_->Log() << carrier_.Log();
   test::CommandResult r = Pbxctl({"trunk", "del", "acme"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // Expires: 0 with the same Call-ID removes the binding at the carrier at once.
-  EXPECT_TRUE(test::WaitFor([&] { return !CarrierBinding(); }, std::chrono::seconds(5)))
-      << pbxd_->Log() << carrier_->Log();
+  EXPECT_TRUE(
+      test::WaitFor([&] { return !carrier_.Binding(kCarrierUser); }, std::chrono::seconds(5)))
+      << pbxd_->Log() << carrier_.Log();
   EXPECT_NE(pbxd_->Log().find("acme unregistering"), std::string::npos) << pbxd_->Log();
 }
 

@@ -46,6 +46,19 @@ std::string CreatePhoneLab(NetLab& lab) {
   return lab.Create(&why) ? "" : why;
 }
 
+BaresipOptions AnsweringPhone(std::string netns, std::string dir, const std::string& address,
+                              std::string aor, std::string password, std::string tone) {
+  return BaresipOptions{
+      .netns = std::move(netns),
+      .dir = std::move(dir),
+      .listen = address + ":5060",
+      .aor = std::move(aor),
+      .password = std::move(password),
+      .account_params = ";audio_codecs=PCMU;answermode=auto",
+      .tone = std::move(tone),
+  };
+}
+
 BaresipPhone::BaresipPhone(BaresipOptions options) : options_(std::move(options)) {
   const std::string& dir = options_.dir;
   std::filesystem::create_directories(dir + "/rec");

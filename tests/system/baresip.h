@@ -35,6 +35,11 @@ struct BaresipOptions {
   int regint = 60;            // registration interval, seconds
 };
 
+// A phone in `netns` on `address`:5060 that answers by itself (PCMU), plays `tone` and
+// records what it hears; its files in `dir`.
+BaresipOptions AnsweringPhone(std::string netns, std::string dir, const std::string& address,
+                              std::string aor, std::string password, std::string tone);
+
 class BaresipPhone {
  public:
   // Writes the configuration and starts baresip.

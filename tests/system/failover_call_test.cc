@@ -14,7 +14,8 @@
 // audio resumes on both sides (the longest silence in each phone's recording), either phone
 // can hang up, the call yields one CDR with its original start time, and a new call
 // between the phones connects without them registering again, and the trunk re-registers
-// from the new active with the same Call-ID and the next CSeq (Kamailio logs each REGISTER).
+// from the new active with the same Call-ID and the next CSeq (Kamailio logs each REGISTER;
+// tests/system/kamailio_carrier.h).
 #include <signal.h>
 #include <unistd.h>
 
@@ -26,7 +27,6 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,6 +42,7 @@
 
 #include "tests/support/process.h"
 #include "tests/system/baresip.h"
+#include "tests/system/kamailio_carrier.h"
 #include "tests/system/netns.h"
 
 namespace pbx {
@@ -55,23 +56,6 @@ constexpr char kVip[] = "10.215.0.100";
 constexpr char kAddrW[] = "10.215.0.4";
 constexpr char kPassword[] = "Fail0ver-pw";
 constexpr char kCarrier[] = "10.215.0.5";
-constexpr char kKamailio[] = "/usr/sbin/kamailio";
-
-// One REGISTER the carrier logged.
-struct CarrierRegister {
-  std::string call_id;
-  int cseq = 0;
-};
-
-std::vector<CarrierRegister> CarrierRegisters(const std::string& log) {
-  std::vector<CarrierRegister> out;
-  static const std::regex line(R"(REGISTER call-id=(\S+) cseq=(\d+))");
-  for (auto it = std::sregex_iterator(log.begin(), log.end(), line); it != std::sregex_iterator();
-       ++it) {
-    out.push_back({(*it)[1], std::stoi((*it)[2])});
-  }
-  return out;
-}
 
 enum class Failure { kKill, kStop, kPartition, kSwitchover };
 
@@ -195,41 +179,16 @@ class FailoverCallTest : public testing::TestWithParam<Failure> {
     nodes_[0] = MakeNode("pbx-a", "a", "10.215.0.1", "10.215.0.2");
     nodes_[1] = MakeNode("pbx-b", "b", "10.215.0.2", "10.215.0.1");
     test::WriteToneWav(dir_.Sub("tone.wav"), 120);
-    if (access(kKamailio, X_OK) == 0) {
+    if (test::KamailioInstalled()) {
       ASSERT_EQ(lab_.AddHost("k", "02:15:00:00:00:05", {std::string(kCarrier) + "/24"}), "");
-      ASSERT_NO_FATAL_FAILURE(StartCarrier());
+      carrier_ = std::make_unique<test::KamailioCarrier>(test::CarrierOptions{
+          .dir = dir_.Sub("carrier"),
+          .netns = lab_.ns("k"),
+          .address = kCarrier,
+          .subscribers = {{"acme", "carrier-s3cret"}},
+      });
+      ASSERT_EQ(carrier_->Start(), "");
     }
-  }
-
-  // Kamailio as in tests/integration/trunk_test.cc, listening on the carrier's address and
-  // logging the Call-ID and CSeq of every REGISTER.
-  void StartCarrier() {
-    std::string db = dir_.Sub("kamdb");
-    std::filesystem::create_directories(db);
-    std::filesystem::copy_file("/usr/share/kamailio/dbtext/kamailio/version", db + "/version");
-    std::ofstream(db + "/subscriber")
-        << "id(int,auto) username(string) domain(string) password(string) ha1(string,null) "
-           "ha1b(string,null) \n"
-        << "1:acme:carrier:carrier-s3cret::\n";
-    std::string ctl = dir_.Sub("kam.ctl");
-    std::string cfg = test::ReadFile(CARRIER_CFG);
-    cfg = std::regex_replace(cfg, std::regex("127\\.0\\.0\\.1:@PORT@"),
-                             std::string(kCarrier) + ":5060");
-    cfg = std::regex_replace(cfg, std::regex("@DB@"), db);
-    cfg = std::regex_replace(cfg, std::regex("@CTL@"), ctl);
-    size_t route = cfg.find("request_route {");
-    ASSERT_NE(route, std::string::npos);
-    cfg.insert(route + 15,
-               "\n  if (is_method(\"REGISTER\")) "
-               "xlog(\"L_NOTICE\", \"REGISTER call-id=$ci cseq=$cs from $si\\n\");");
-    cfg.insert(route, "loadmodule \"xlog.so\"\n");
-    std::ofstream(dir_.Sub("kamailio.cfg")) << cfg;
-    carrier_ = std::make_unique<test::Process>(
-        std::vector<std::string>{"ip", "netns", "exec", lab_.ns("k"), kKamailio, "-D", "-E", "-f",
-                                 dir_.Sub("kamailio.cfg"), "-P", dir_.Sub("kam.pid"), "-m", "32",
-                                 "-M", "4"},
-        dir_.Sub("kamailio.log"));
-    ASSERT_TRUE(test::WaitFor([&] { return std::filesystem::exists(ctl); })) << carrier_->Log();
   }
 
   void TearDown() override {
@@ -369,7 +328,7 @@ class FailoverCallTest : public testing::TestWithParam<Failure> {
   test::TempDir dir_;
   test::NetLab lab_{"pbxf"};
   std::unique_ptr<test::Process> witness_;
-  std::unique_ptr<test::Process> carrier_;  // when Kamailio is installed
+  std::unique_ptr<test::KamailioCarrier> carrier_;  // when Kamailio is installed
   Node nodes_[2];
   std::vector<std::unique_ptr<test::BaresipPhone>> phones_;
 };
@@ -409,11 +368,11 @@ TEST_P(FailoverCallTest, CallSurvives) {
   }
   std::this_thread::sleep_for(2s);  // audio both ways; the call record reached B long ago
 
-  std::vector<CarrierRegister> before;
+  std::vector<test::CarrierRegister> before;
   if (carrier_) {
-    ASSERT_TRUE(test::WaitFor([&] { return !CarrierRegisters(carrier_->Log()).empty(); }, 10s))
+    ASSERT_TRUE(test::WaitFor([&] { return !carrier_->Registers("acme").empty(); }, 10s))
         << carrier_->Log();
-    before = CarrierRegisters(carrier_->Log());
+    before = carrier_->Registers("acme");
   }
   Clock::time_point failed_at = Clock::now();
   int64_t failed_unix_ms = UnixMs();
@@ -439,9 +398,9 @@ TEST_P(FailoverCallTest, CallSurvives) {
 
   if (carrier_) {
     // The first REGISTER from B continues A's registration: same Call-ID, CSeq + 1.
-    std::vector<CarrierRegister> after;
+    std::vector<test::CarrierRegister> after;
     ASSERT_TRUE(test::WaitFor(
-        [&] { return (after = CarrierRegisters(carrier_->Log())).size() > before.size(); }, 5s))
+        [&] { return (after = carrier_->Registers("acme")).size() > before.size(); }, 5s))
         << "the trunk did not re-register from B\n"
         << carrier_->Log();
     std::cout << "[ MEASURED ] " << Name(failure) << ": trunk REGISTER before "

@@ -59,15 +59,9 @@ class SipBaresipCallTest : public testing::Test {
   // baresip in namespace `role` as extension `number`, auto-answering, tone out, recording in.
   test::BaresipPhone& StartPhone(const std::string& role, const std::string& number,
                                  const std::string& addr) {
-    phones_[role] = std::make_unique<test::BaresipPhone>(test::BaresipOptions{
-        .netns = lab_.ns(role),
-        .dir = dir_.Sub("phone" + number),
-        .listen = addr + ":5060",
-        .aor = fmt::format("sip:{}@{}", number, kPbxAddr),
-        .password = kPassword,
-        .account_params = ";audio_codecs=PCMU;answermode=auto",
-        .tone = dir_.Sub("tone.wav"),
-    });
+    phones_[role] = std::make_unique<test::BaresipPhone>(test::AnsweringPhone(
+        lab_.ns(role), dir_.Sub("phone" + number), addr, fmt::format("sip:{}@{}", number, kPbxAddr),
+        kPassword, dir_.Sub("tone.wav")));
     return *phones_[role];
   }
 

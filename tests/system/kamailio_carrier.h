@@ -1,0 +1,82 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tests/support/process.h"
+
+// Kamailio (Debian's kamailio) playing the SIP carrier of trunk tests, from the template
+// tests/system/kamailio_carrier.cfg: a registrar with digest auth (realm "carrier") over a
+// db_text subscriber table, a proxy that routes INVITEs by its location table (a DID
+// "555..." to the trunk's AoR "acme"), and a log line per REGISTER. It runs on loopback or
+// in a network namespace; kamcmd reads its location table over a unix socket.
+namespace pbx::test {
+
+inline constexpr char kKamailioPath[] = "/usr/sbin/kamailio";
+
+// Whether kamailio and kamcmd are installed (deploy/install-deps.sh --test); tests skip
+// without them.
+bool KamailioInstalled();
+
+struct CarrierOptions {
+  std::string dir = "";    // configuration, db_text tables, control socket (created)
+  std::string netns = "";  // "": the host's namespace
+  std::string address = "127.0.0.1";
+  // 0: 5060 in a namespace, else a UDP port free on `address` now (Kamailio needs a
+  // fixed one in its configuration).
+  uint16_t port = 0;
+  // INVITEs from this address are not challenged (the carrier's own customer); INVITEs
+  // from anyone else need proxy authentication, as from the PBX's trunk.
+  std::string far_address = "";
+  // Subscribers (user, plain password) who may register and call.
+  std::vector<std::pair<std::string, std::string>> subscribers = {};
+};
+
+// One REGISTER the carrier received (its log), in order of arrival.
+struct CarrierRegister {
+  std::string user;  // the To user: the AoR registered
+  std::string call_id;
+  int cseq = 0;
+};
+
+// What the carrier's location table holds for an AoR.
+struct CarrierBinding {
+  std::string call_id;
+  int cseq = -1;
+  bool operator==(const CarrierBinding&) const = default;
+};
+
+class KamailioCarrier {
+ public:
+  explicit KamailioCarrier(CarrierOptions options);
+  ~KamailioCarrier();  // stops it
+  KamailioCarrier(const KamailioCarrier&) = delete;
+  KamailioCarrier& operator=(const KamailioCarrier&) = delete;
+
+  // Writes the configuration and starts Kamailio; "" once it answers on its control
+  // socket, else what failed (with its log).
+  std::string Start(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // The REGISTERs it received for `user`.
+  std::vector<CarrierRegister> Registers(const std::string& user) const;
+  // The binding of `user` in its location table (kamcmd ul.lookup), if any.
+  std::optional<CarrierBinding> Binding(const std::string& user) const;
+  // Stops Kamailio (SIGTERM); idempotent.
+  void Stop();
+  std::string Log() const;
+
+  uint16_t port() const { return options_.port; }
+  const std::string& address() const { return options_.address; }
+
+ private:
+  std::string Kamcmd(const std::vector<std::string>& args) const;
+
+  CarrierOptions options_;
+  std::string ctl_;
+  std::unique_ptr<Process> process_;
+};
+
+}  // namespace pbx::test
