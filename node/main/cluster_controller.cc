@@ -409,7 +409,12 @@ class ClusterControllerImpl final : public ClusterController {
       case Action::Kind::kReleaseLease: {
         cluster::LeaseRequest r = LeaseRequestFor(0);
         r.release = true;
-        CallWitness({std::move(r), cl_.hb_interval_ms * 1ms, std::nullopt});
+        // Waited for (as the calls before it): the heartbeat that follows may tell the peer
+        // to take over, and its request should find the lease free.
+        const std::chrono::milliseconds timeout = cl_.hb_interval_ms * 1ms;
+        const uint64_t n = CallWitness({std::move(r), timeout, std::nullopt});
+        std::unique_lock<std::mutex> lock(witness_mu_);
+        witness_cv_.wait_for(lock, timeout * 4, [&] { return witness_done_ >= n; });
         break;
       }
       case Action::Kind::kProbePingTarget:
@@ -477,12 +482,16 @@ class ClusterControllerImpl final : public ClusterController {
   // must reach the witness before any later request), and posts each RequestLease's
   // answer as an event; the lease is dated from the send (WitnessClient), so a late answer
   // is still worth what it says.
-  void CallWitness(WitnessCall call) {
+  // Returns the call's number: it is done when witness_done_ reaches it.
+  uint64_t CallWitness(WitnessCall call) {
+    uint64_t n;
     {
       std::lock_guard<std::mutex> lock(witness_mu_);
       witness_calls_.push_back(std::move(call));
+      n = ++witness_queued_;
     }
     witness_cv_.notify_all();
+    return n;
   }
 
   void RunWitness() {
@@ -496,6 +505,8 @@ class ClusterControllerImpl final : public ClusterController {
       Result<cluster::LeaseReply> reply = witness_->Request(call.request, call.timeout);
       if (call.request_id) Post(cluster::WitnessEvent(*call.request_id, reply), nullptr);
       lock.lock();
+      ++witness_done_;
+      witness_cv_.notify_all();
     }
   }
 
@@ -605,6 +616,8 @@ class ClusterControllerImpl final : public ClusterController {
   std::mutex witness_mu_;
   std::condition_variable witness_cv_;
   std::deque<WitnessCall> witness_calls_;  // guarded by witness_mu_
+  uint64_t witness_queued_ = 0;            // guarded by witness_mu_: calls queued so far
+  uint64_t witness_done_ = 0;              // guarded by witness_mu_: calls made so far
   bool witness_stopping_ = false;          // guarded by witness_mu_
   std::thread witness_thread_;             // RunWitness
 };
