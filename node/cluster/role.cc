@@ -29,6 +29,11 @@ Action LogAction(log::Level level, std::string text) {
 // with a quarter interval of slack rather than a full one.
 RoleClock::duration MinSpacing(milliseconds hb_interval) { return hb_interval - hb_interval / 4; }
 
+// How long a lease request may wait for its answer. The node runs witness calls off its
+// control loop, so a slow witness costs no heartbeat; and a grant is dated from its send
+// time, so an answer that takes two intervals still renews a lease of five or more.
+milliseconds WitnessTimeout(milliseconds hb_interval) { return hb_interval * 2; }
+
 }  // namespace
 
 std::string_view RoleName(Role role) {
@@ -278,7 +283,9 @@ std::string RoleMachine::CandidateReason(RoleTime now, std::string_view tie) con
 }
 
 bool RoleMachine::LeaseRequestDue(RoleTime now) const {
-  if (lease_in_flight_ && now - lease_sent_at_ < config_.hb_interval * 2) return false;
+  if (lease_in_flight_ && now - lease_sent_at_ < WitnessTimeout(config_.hb_interval)) {
+    return false;
+  }
   if (lease_retry_at_ != RoleTime{}) return now >= lease_retry_at_;
   return !lease_ever_sent_ || now - lease_sent_at_ >= MinSpacing(config_.hb_interval);
 }
@@ -685,7 +692,7 @@ void RoleMachine::SetWitnessState(WitnessState state, std::string_view detail,
 void RoleMachine::RequestLease(RoleTime now, std::vector<Action>& out) {
   Action a = Make(Action::Kind::kRequestLease);
   a.lease = lease_;
-  a.timeout = config_.hb_interval;
+  a.timeout = WitnessTimeout(config_.hb_interval);
   a.epoch = epoch_;
   a.request_id = ++last_request_id_;
   out.push_back(std::move(a));
@@ -712,7 +719,9 @@ void RoleMachine::ProbePingTarget(RoleTime now, std::vector<Action>& out) {
 void RoleMachine::Promote(RoleTime now, std::string reason, std::vector<Action>& out) {
   if (role_ == Role::kSyncing || role_ == Role::kStandby) {
     // Before the epoch is written: a late batch of the old active must not land after it.
-    out.push_back(Make(Action::Kind::kStopReceiver));
+    Action stop = Make(Action::Kind::kStopReceiver);
+    stop.peer_dead = config_.has_peer && !peer_alive(now);
+    out.push_back(std::move(stop));
   }
   // Above every epoch anyone has used that we know of, so that replication refuses the
   // history of any node that served before us.

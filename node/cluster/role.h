@@ -173,6 +173,9 @@ struct Action {
   uint64_t request_id = 0;               // kRequestLease: to put in the reply event
   std::chrono::milliseconds lease{0};    // kRequestLease
   std::chrono::milliseconds timeout{0};  // kRequestLease
+  // kStopReceiver on a promotion: the active we followed is dead, so stop without waiting
+  // for its goodbye (LogReceiver::Abandon); the wait would add to the failover time.
+  bool peer_dead = false;
   log::Level level = log::Level::kInfo;  // kLog
   std::string text;                      // kLog, kFence, kRejectAdmin
 };
@@ -300,7 +303,10 @@ struct RoleTransition {
 // standby then asks at once (NextWakeup is the death instant), and if the witness still
 // counts the old lease, asks again the moment it ends (the refusal carries the remainder).
 // Detection + handover is about 500-600 ms, plus the VIP: under 1 s. With hb_interval 30 ms:
-// 150 ms + at most one more interval, under 300 ms.
+// 150 ms + at most one more interval, under 300 ms. The promotion's own actions must stay
+// short, since the new lease runs from the grant: a promotion after the peer's death stops
+// the receiver without the goodbye (Action::peer_dead), and the node makes witness calls
+// off its control loop (the answer to a renewal may take two intervals).
 class RoleMachine {
  public:
   // REQUIRES: ValidateConfig(config).ok().

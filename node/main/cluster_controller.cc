@@ -8,6 +8,7 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <arpa/inet.h>
@@ -143,6 +144,7 @@ class ClusterControllerImpl final : public ClusterController {
       // A VIP left behind by a crash of this node must not answer while we decide.
       if (Status s = vip_->Release(); !s.ok()) return s;
     }
+    if (witness_) witness_thread_ = std::thread([this] { RunWitness(); });
     thread_ = std::thread([this] { Run(); });
     return Status::Ok();
   }
@@ -155,6 +157,12 @@ class ClusterControllerImpl final : public ClusterController {
     }
     queue_cv_.notify_all();
     if (thread_.joinable()) thread_.join();
+    {
+      std::lock_guard<std::mutex> lock(witness_mu_);
+      witness_stopping_ = true;
+    }
+    witness_cv_.notify_all();
+    if (witness_thread_.joinable()) witness_thread_.join();
     gate_.Close("the node is shutting down");
     if (hook_thread_.joinable()) hook_thread_.join();
     shipper_.reset();
@@ -247,6 +255,11 @@ class ClusterControllerImpl final : public ClusterController {
   struct Pending {
     RoleEvent event;
     std::promise<pbx::Status>* reply;  // admin requests wait for their verdict
+  };
+  struct WitnessCall {
+    cluster::LeaseRequest request;
+    std::chrono::milliseconds timeout{0};
+    std::optional<uint64_t> request_id;  // a RequestLease's, whose answer becomes an event
   };
 
   void Post(RoleEvent event, std::promise<pbx::Status>* reply) {
@@ -390,13 +403,18 @@ class ClusterControllerImpl final : public ClusterController {
       case Action::Kind::kRequestLease: {
         cluster::LeaseRequest r = LeaseRequestFor(static_cast<uint64_t>(a.lease.count()));
         r.epoch = a.epoch;
-        follow_ups_.push_back(cluster::WitnessEvent(a.request_id, witness_->Request(r, a.timeout)));
+        CallWitness({std::move(r), a.timeout, a.request_id});
         break;
       }
       case Action::Kind::kReleaseLease: {
         cluster::LeaseRequest r = LeaseRequestFor(0);
         r.release = true;
-        (void)witness_->Request(r, cl_.hb_interval_ms * 1ms);
+        // Waited for (as the calls before it): the heartbeat that follows may tell the peer
+        // to take over, and its request should find the lease free.
+        const std::chrono::milliseconds timeout = cl_.hb_interval_ms * 1ms;
+        const uint64_t n = CallWitness({std::move(r), timeout, std::nullopt});
+        std::unique_lock<std::mutex> lock(witness_mu_);
+        witness_cv_.wait_for(lock, timeout * 4, [&] { return witness_done_ >= n; });
         break;
       }
       case Action::Kind::kProbePingTarget:
@@ -435,6 +453,7 @@ class ClusterControllerImpl final : public ClusterController {
         break;
       case Action::Kind::kStopReceiver: {
         std::lock_guard<std::mutex> lock(log_mu_);
+        if (receiver_ && a.peer_dead) receiver_->Abandon();
         receiver_.reset();
         break;
       }
@@ -455,6 +474,39 @@ class ClusterControllerImpl final : public ClusterController {
       case Action::Kind::kRejectAdmin:
         rejected = a.text;
         break;
+    }
+  }
+
+  // Witness calls leave the control thread: a slow witness must not hold up heartbeats,
+  // the log or the license check. One thread makes them, in the order given (a release
+  // must reach the witness before any later request), and posts each RequestLease's
+  // answer as an event; the lease is dated from the send (WitnessClient), so a late answer
+  // is still worth what it says.
+  // Returns the call's number: it is done when witness_done_ reaches it.
+  uint64_t CallWitness(WitnessCall call) {
+    uint64_t n;
+    {
+      std::lock_guard<std::mutex> lock(witness_mu_);
+      witness_calls_.push_back(std::move(call));
+      n = ++witness_queued_;
+    }
+    witness_cv_.notify_all();
+    return n;
+  }
+
+  void RunWitness() {
+    std::unique_lock<std::mutex> lock(witness_mu_);
+    while (true) {
+      witness_cv_.wait(lock, [&] { return witness_stopping_ || !witness_calls_.empty(); });
+      if (witness_stopping_) return;
+      WitnessCall call = std::move(witness_calls_.front());
+      witness_calls_.pop_front();
+      lock.unlock();
+      Result<cluster::LeaseReply> reply = witness_->Request(call.request, call.timeout);
+      if (call.request_id) Post(cluster::WitnessEvent(*call.request_id, reply), nullptr);
+      lock.lock();
+      ++witness_done_;
+      witness_cv_.notify_all();
     }
   }
 
@@ -550,7 +602,8 @@ class ClusterControllerImpl final : public ClusterController {
   std::unique_ptr<ship::LogReceiver> receiver_;
   uint64_t last_acked_ = 0;
 
-  // Control thread only: events produced while stepping (witness replies, drained writes).
+  // Control thread only: events produced while stepping (ping results, drained writes, the
+  // log's progress).
   std::deque<RoleEvent> follow_ups_;
 
   std::mutex queue_mu_;
@@ -559,6 +612,14 @@ class ClusterControllerImpl final : public ClusterController {
   bool stopping_ = false;      // guarded by queue_mu_
   std::thread thread_;
   std::thread hook_thread_;  // runs on_serving_; control thread only, then Stop()
+
+  std::mutex witness_mu_;
+  std::condition_variable witness_cv_;
+  std::deque<WitnessCall> witness_calls_;  // guarded by witness_mu_
+  uint64_t witness_queued_ = 0;            // guarded by witness_mu_: calls queued so far
+  uint64_t witness_done_ = 0;              // guarded by witness_mu_: calls made so far
+  bool witness_stopping_ = false;          // guarded by witness_mu_
+  std::thread witness_thread_;             // RunWitness
 };
 
 }  // namespace

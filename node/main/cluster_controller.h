@@ -20,7 +20,8 @@ namespace pbx::node {
 inline constexpr char kWasActiveKey[] = "cluster/was_active";
 
 // One node of a pair: runs the role machine (node/cluster/role.h) on its own control thread
-// and carries out what it decides: heartbeats, witness leases, the virtual IP, the log
+// (witness calls on a second one, so that a slow witness never delays a heartbeat) and
+// carries out what it decides: heartbeats, witness leases, the virtual IP, the log
 // shipper (active) or receiver (follower), the epoch, and whether the node's own writes
 // pass the WriteGate.
 // Thread-safe: Status(), Switchover() and Maintenance() may be called from any thread

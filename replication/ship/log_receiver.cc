@@ -137,7 +137,8 @@ struct LogReceiver::Impl {
   std::unique_ptr<Link> link;
   std::thread thread;
   std::atomic<bool> stop{false};
-  bool stopped = false;  // owner thread only
+  std::atomic<bool> abandon{false};  // stopping without the goodbye (Abandon)
+  bool stopped = false;              // owner thread only
 
   // Receiver thread only:
   std::optional<Session> session;
@@ -253,6 +254,8 @@ void LogReceiver::Impl::Loop() {
   }
   // Leaving: say goodbye and take in what the active still had in flight, up to its own
   // goodbye, its last message; only then may the socket be closed (Link's class comment).
+  // An abandoned session just ends: the active is dead and answers nothing.
+  if (session && abandon.load()) session.reset();
   if (session) {
     const uint64_t id = session->id;
     Message bye{session->epoch, id, ++session->sent_msg_seq,
@@ -671,6 +674,11 @@ Result<std::unique_ptr<LogReceiver>> LogReceiver::Start(store::ReplicatedDb& db,
   PBX_LOG(kInfo, kLog, "receiving into {} from {} (this DB is at seq {})", db.Dir(), opt.peer_url,
           db.LatestSeq());
   return std::unique_ptr<LogReceiver>(new LogReceiver(std::move(impl)));
+}
+
+void LogReceiver::Abandon() {
+  impl_->abandon.store(true);
+  Stop();
 }
 
 void LogReceiver::Stop() {

@@ -92,6 +92,11 @@ class LogReceiver {
   // Stops the threads, syncs the WAL (so a standby that is about to be promoted has made
   // durable everything it acknowledged) and closes the socket. Idempotent.
   void Stop();
+  // Stop() without the goodbye to the active: for an active known to be dead (killed,
+  // paused, cut off), which cannot answer it. Waiting goodbye_timeout for that answer would
+  // only delay the promotion this stop precedes. Nothing is applied after the session ends,
+  // with or without the goodbye.
+  void Abandon();
   ReceiverStatus status() const;
 
   struct Impl;

@@ -284,7 +284,7 @@ TEST(RoleTest, RequestsCarryTheLeaseAndTheEpoch) {
   const Action* req = Find(out, K::kRequestLease);
   ASSERT_NE(req, nullptr);
   EXPECT_EQ(req->lease, 500ms);
-  EXPECT_EQ(req->timeout, 100ms);
+  EXPECT_EQ(req->timeout, 200ms);  // two intervals: a late answer still renews
   EXPECT_EQ(req->epoch, 7u);
   EXPECT_GT(req->request_id, 0u);
   out = d.Step(501ms, Grant());
@@ -347,6 +347,40 @@ TEST(RoleTest, StandbyPromotesWhenTheActiveDiesAndTheWitnessGrants) {
   EXPECT_FALSE(m.peer_alive(At(812ms)));
   ASSERT_TRUE(m.last_failover().has_value());
   EXPECT_EQ(m.last_failover()->from, Role::kStandby);
+}
+
+// Issue 6, SIGSTOP of the active: the standby that promotes because the active is dead
+// stops its receiver without waiting for the dead active's goodbye (LogReceiver::Abandon).
+// The wait (goodbye_timeout, 500 ms) ran inside the promotion, after the grant: it pushed
+// service back to ~1.05 s and used up the new lease, so the new active fenced at once
+// ("serving license ended 96 ms ago") and promoted a second time.
+TEST(RoleTest, PromotionAfterThePeersDeathDoesNotWaitForItsGoodbye) {
+  Driver d(Config());
+  MakeStandby(d);
+  d.Step(110ms, Hb(Role::kActive, 1, 30));  // its last heartbeat: stopped right after
+  EXPECT_EQ(d.m().NextWakeup(), At(610ms));
+  EXPECT_FALSE(Has(d.Step(609ms, Tick(1, 30)), K::kRequestLease)) << "alive until +610 ms";
+  ASSERT_TRUE(Has(d.Step(610ms, Tick(1, 30)), K::kRequestLease));
+  std::vector<Action> out = d.Step(611ms, Grant());
+  ASSERT_EQ(d.m().role(), Role::kActive);
+  EXPECT_EQ(Kinds(out), kPromoteFollower);
+  const Action* stop = Find(out, K::kStopReceiver);
+  ASSERT_NE(stop, nullptr);
+  EXPECT_TRUE(stop->peer_dead);
+  // Serving 1 ms after the death instant, with the whole lease ahead for the promotion.
+  EXPECT_EQ(d.m().ServingUntil(), At(1110ms));
+}
+
+// A switchover's peer is alive and answers the goodbye: the receiver stops as usual.
+TEST(RoleTest, PromotionBySwitchoverSaysGoodbyeToTheLivePeer) {
+  Driver d(Config());
+  MakeStandby(d);
+  ASSERT_TRUE(Has(d.Step(100ms, Hb(Role::kStandby, 1, 30, 30)), K::kRequestLease));
+  std::vector<Action> out = d.Step(102ms, Grant());
+  ASSERT_EQ(d.m().role(), Role::kActive);
+  const Action* stop = Find(out, K::kStopReceiver);
+  ASSERT_NE(stop, nullptr);
+  EXPECT_FALSE(stop->peer_dead);
 }
 
 TEST(RoleTest, StandbyWaitsForTheHoldersLeaseWhenRefused) {
@@ -498,6 +532,32 @@ TEST(RoleTest, ActiveFencesBeforeItsLeaseEndsWhenItCannotRenew) {
   ASSERT_TRUE(d.m().last_failover().has_value());
   EXPECT_EQ(d.m().last_failover()->from, Role::kActive);
   EXPECT_EQ(d.m().last_failover()->to, Role::kIsolated);
+}
+
+// Issue 6, role flap under load: a loaded witness (or machine) answers a renewal late.
+// The answer may take two intervals (the node makes witness calls off its control loop, so
+// heartbeats go on meanwhile) and still renews: the lease counts from the request's send.
+TEST(RoleTest, ALateRenewalStillRenewsTheLease) {
+  Driver d(Config());
+  MakeActiveAlone(d);  // lease until +1000
+  Play(d, {
+              {600ms, Tick(1), Role::kActive, {K::kRequestLease}},
+              // In flight: the next tick does not pile a second request on the witness.
+              {700ms, Tick(1), Role::kActive, {}},
+              {790ms, Grant(), Role::kActive, {}},
+              {800ms, Tick(1), Role::kActive, {K::kRequestLease}},
+          });
+  EXPECT_EQ(d.m().ServingUntil(), At(1100ms)) << "600 ms + the 500 ms lease";
+  // The next one is never answered: given up after two intervals, when the license (+1100)
+  // is one interval from its end, so the node fences and, alone, asks again (R10).
+  Play(d, {
+              {900ms, Tick(1), Role::kActive, {}},
+              {990ms, Tick(1), Role::kActive, {}},
+              {1000ms,
+               Tick(1),
+               Role::kIsolated,
+               {K::kFence, K::kReleaseVip, K::kStopShipper, K::kReleaseLease, K::kRequestLease}},
+          });
 }
 
 TEST(RoleTest, ActiveRidesOutAWitnessOutageOnItsStandbysEchoes) {

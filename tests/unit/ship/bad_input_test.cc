@@ -119,6 +119,23 @@ class FakeActiveTest : public ::testing::Test {
   uint64_t msg_seq_ = 0;
 };
 
+// Leaving an active that answers (Stop) and one known dead (Abandon, on a promotion after
+// the active died): only the first is told goodbye and waited for. The fake active here
+// answers nothing, as a paused or cut-off one; Stop() would wait goodbye_timeout for it.
+TEST_F(FakeActiveTest, StopSaysGoodbye) {
+  receiver_->Stop();
+  auto bye = active_.RecvKind<Refuse>(milliseconds(2000));
+  ASSERT_TRUE(bye.has_value());
+  EXPECT_EQ(bye->second.reason, RefuseReason::kShuttingDown);
+  EXPECT_FALSE(receiver_->status().connected);
+}
+
+TEST_F(FakeActiveTest, AbandonLeavesADeadActiveWithoutAGoodbye) {
+  receiver_->Abandon();
+  EXPECT_FALSE(receiver_->status().connected);
+  EXPECT_FALSE(active_.RecvKind<Refuse>(milliseconds(300)).has_value());
+}
+
 TEST_F(FakeActiveTest, CorruptFrame) {
   std::string frame = EncodeFrame(Next(Read(standby_->LatestSeq() + 1)));
   frame[frame.size() / 2] ^= 0x40;
