@@ -28,7 +28,7 @@ export function forwardingForm(path, id) {
     form.replaceChildren(
       field('Do not disturb', 'dnd', { type: 'checkbox', value: f.dnd }),
       field('DND answer', 'dnd_status', { options: DND_CODES, value: String(f.dnd_status) }),
-      RULES.map(([key, label]) => h('fieldset', {}, h('legend', {}, label),
+      ...RULES.map(([key, label]) => h('fieldset', {}, h('legend', {}, label),
         field('Active', `${key}_active`, { type: 'checkbox', value: f[key].active }),
         field('Number', `${key}_number`, { value: f[key].number, inputmode: 'tel', title: 'an extension, or an external number with its outbound prefix' }))),
       field('Ring time before no-answer forward (s, 0: system)', 'ring_seconds', { type: 'number', min: 0, max: 300, value: f.ring_seconds }),
