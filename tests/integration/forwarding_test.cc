@@ -1,6 +1,8 @@
 // Call forward, follow-me and DND (FEATURES.md §7.1, §7.2) as phones see them: a real pbxd
 // on loopback, small UDP user agents (sip_phone.h) for the extensions, the settings changed
 // through the REST API as the admin would.
+#include <httplib.h>
+
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -141,6 +143,30 @@ TEST_F(ForwardingTest, ApiChecksEveryFieldAndChangesNothingOnError) {
   EXPECT_EQ(now["always"], json({{"active", true}, {"number", "2003"}}));
   EXPECT_EQ(now["dnd_status"], 603);
   EXPECT_EQ(now["busy"]["active"], false);
+}
+
+// An extension user sees and changes only their own settings; the admin has no own ones.
+TEST_F(ForwardingTest, RolesAreChecked) {
+  ASSERT_EQ(test::Api(dir_, "PUT", "/api/v1/extensions/2002", {{"web_login", true}}).first, 200);
+  json ready = test::ReadyJson(dir_);
+  httplib::SSLClient c("127.0.0.1", ready["api"].get<int>());
+  c.set_ca_cert_path(ready["api_cert"].get<std::string>().c_str());
+  c.enable_server_certificate_verification(true);
+  httplib::Result login =
+      c.Post("/api/v1/login", json{{"username", "2002"}, {"password", kPassword}}.dump(),
+             "application/json");
+  ASSERT_TRUE(login && login->status == 200) << (login ? login->body : "no answer");
+  c.set_bearer_token_auth(json::parse(login->body)["token"].get<std::string>().c_str());
+  httplib::Result put = c.Put("/api/v1/me/forwarding", R"({"dnd": true})", "application/json");
+  ASSERT_TRUE(put && put->status == 200) << (put ? put->body : "no answer");
+  EXPECT_EQ(Get("2002")["dnd"], true);
+  httplib::Result other = c.Get("/api/v1/extensions/2003/forwarding");
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 403);
+  other = c.Put("/api/v1/extensions/2002/forwarding", R"({"dnd": false})", "application/json");
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 403);
+  EXPECT_EQ(test::Api(dir_, "GET", "/api/v1/me/forwarding").first, 403);
 }
 
 TEST_F(ForwardingTest, DndAnswersBusyHere) {
