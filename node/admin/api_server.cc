@@ -459,6 +459,7 @@ void ApiServerImpl::DeleteExtension(const Request& req, Response& res, const Pri
   }
   store::WriteSet writes;
   store::ExtensionRepo(store_).Delete(number, writes);
+  store::ForwardingRepo::Delete(number, writes);  // its forwarding goes with it
   AddAudit(req, who, "extension.delete", number, "", writes);
   Result<store::SeqNo> seq = store_.Commit(writes, store::Durability::kReplicated);
   if (!seq.ok() && seq.status().code() == Status::Code::kConflict) {
@@ -545,6 +546,7 @@ void ApiServerImpl::Routes() {
   AddTrunkRoutes(*server_, RouteContextFor());
   AddRoutingRoutes(*server_, RouteContextFor());
   AddCallRoutes(*server_, RouteContextFor());
+  AddForwardingRoutes(*server_, RouteContextFor());
 
   server_->Get("/api/v1/registrations",
                Guarded(Permission::kViewStatus, &ApiServerImpl::ListRegistrations));

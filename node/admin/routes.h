@@ -95,6 +95,13 @@ void AddRoutingRoutes(httplib::Server& server, const RouteContext& ctx);
 //                       or received); caller= and callee= are refused
 void AddCallRoutes(httplib::Server& server, const RouteContext& ctx);
 
+// forwarding_api.cc: call forward (always, busy, no answer), follow-me and DND (FEATURES.md
+// §7.1, §7.2): {dnd, dnd_status, always|busy|no_answer: {active, number}, ring_seconds,
+// follow_me: {enabled, ring_seconds, numbers: [{number, ring_seconds}]}}; PUT: any subset
+//   GET|PUT /api/v1/extensions/{number}/forwarding   admin, operator, api
+//   GET|PUT /api/v1/me/forwarding                    extension users: their own
+void AddForwardingRoutes(httplib::Server& server, const RouteContext& ctx);
+
 // web_routes.cc:
 //   GET /api/v1/web/info   no login: node name, role, whether it serves, the VIP, so that a
 //                          standby's page can point to the active node

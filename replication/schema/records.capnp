@@ -378,3 +378,32 @@ struct Cdr {
   recorded @15 :Bool;
   # Next free number: @16 (append only).
 }
+
+# One forwarding rule of an extension (FEATURES.md §7.1): where to, and whether it applies.
+struct ForwardRule {
+  active @0 :Bool;
+  number @1 :Text;  # an extension, or an external number with its outbound prefix
+}
+
+# One number of a follow-me list (FEATURES.md §7.2), rung for `ringSeconds`.
+struct FollowMeStep {
+  number @0 :Text;
+  ringSeconds @1 :UInt32 = 20;
+}
+
+# Call forward, follow-me and DND of one extension (FEATURES.md §7.1, §7.2, §9).
+# Key: config "fwd/<number>"; absent: nothing set.
+struct Forwarding {
+  extension @0 :Text;
+  dnd @1 :Bool;
+  dndStatus @2 :UInt32 = 486;     # what a caller gets while DND is on: 486, 480 or 603
+  always @3 :ForwardRule;         # CFU: wins over the others
+  busy @4 :ForwardRule;           # CFB
+  noAnswer @5 :ForwardRule;       # CFNA
+  ringSeconds @6 :UInt32;         # how long the extension rings before CFNA; 0: ring_timeout
+  followMe @7 :Bool;
+  followMeRingSeconds @8 :UInt32 = 30;  # the extension itself rings this long first
+  followMeList @9 :List(FollowMeStep);
+  updatedUnix @10 :Int64;
+  # Next free number: @11 (append only).
+}

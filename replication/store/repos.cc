@@ -9,6 +9,7 @@
 //   runtime "ban/<ip>"          Ban
 //   config "trunk/<name>"       Trunk
 //   runtime "trunkreg/<name>"   TrunkState
+//   config "fwd/<number>"       Forwarding
 //   config "route/<kind>/<name>" the dial plan (DialPlanRepo); config "settings/routing"
 //   records "audit/<20-digit (2^64-1 - unix_ms)>-<8 hex random>"   AuditEntry (newest first)
 // Keys sort byte-wise, so List() returns records in string order of the key: extension
@@ -1372,6 +1373,88 @@ Result<std::vector<Cdr>> CdrRepo::Query(const CdrQuery& q) const {
     if (q.limit != 0 && out.size() == q.limit) break;
   }
   return out;
+}
+
+// --- Forwarding ---
+
+namespace {
+
+constexpr std::string_view kForwardingPrefix = "fwd/";
+
+std::string EncodeForwarding(const Forwarding& f) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<schema::Forwarding>();
+  b.setExtension(ToText(f.extension));
+  b.setDnd(f.dnd);
+  b.setDndStatus(f.dnd_status);
+  auto rule = [](auto builder, const ForwardRule& r) {
+    builder.setActive(r.active);
+    builder.setNumber(ToText(r.number));
+  };
+  rule(b.initAlways(), f.always);
+  rule(b.initBusy(), f.busy);
+  rule(b.initNoAnswer(), f.no_answer);
+  b.setRingSeconds(f.ring_seconds);
+  b.setFollowMe(f.follow_me);
+  b.setFollowMeRingSeconds(f.follow_me_ring_seconds);
+  auto list = b.initFollowMeList(static_cast<unsigned>(f.follow_me_list.size()));
+  for (size_t i = 0; i < f.follow_me_list.size(); ++i) {
+    list[static_cast<unsigned>(i)].setNumber(ToText(f.follow_me_list[i].number));
+    list[static_cast<unsigned>(i)].setRingSeconds(f.follow_me_list[i].ring_seconds);
+  }
+  b.setUpdatedUnix(f.updated_unix);
+  return Serialize(message);
+}
+
+Result<Forwarding> DecodeForwarding(std::string_view key, std::string_view bytes) {
+  return DecodeRecord<schema::Forwarding>(Table::kConfig, key, bytes, [](auto r) {
+    Forwarding f;
+    f.extension = ToString(r.getExtension());
+    f.dnd = r.getDnd();
+    f.dnd_status = r.getDndStatus();
+    auto rule = [](auto reader) {
+      return ForwardRule{reader.getActive(), ToString(reader.getNumber())};
+    };
+    f.always = rule(r.getAlways());
+    f.busy = rule(r.getBusy());
+    f.no_answer = rule(r.getNoAnswer());
+    f.ring_seconds = r.getRingSeconds();
+    f.follow_me = r.getFollowMe();
+    f.follow_me_ring_seconds = r.getFollowMeRingSeconds();
+    for (auto step : r.getFollowMeList()) {
+      f.follow_me_list.push_back({ToString(step.getNumber()), step.getRingSeconds()});
+    }
+    f.updated_unix = r.getUpdatedUnix();
+    return f;
+  });
+}
+
+}  // namespace
+
+std::string ForwardingRepo::Prefix() { return std::string(kForwardingPrefix); }
+
+Result<Forwarding> ForwardingRepo::Get(const std::string& extension) const {
+  std::string key = Prefix() + extension;
+  Result<std::string> bytes = store_.Get(Table::kConfig, key);
+  if (!bytes.ok() && bytes.status().IsNotFound()) {
+    Forwarding f;
+    f.extension = extension;
+    return f;
+  }
+  if (!bytes.ok()) return bytes.status();
+  return DecodeForwarding(key, *bytes);
+}
+
+Result<std::vector<Forwarding>> ForwardingRepo::List() const {
+  return ListRecords<Forwarding>(store_, Table::kConfig, kForwardingPrefix, DecodeForwarding);
+}
+
+void ForwardingRepo::Put(const Forwarding& f, WriteSet& writes) {
+  writes.Put(Table::kConfig, Prefix() + f.extension, EncodeForwarding(f));
+}
+
+void ForwardingRepo::Delete(const std::string& extension, WriteSet& writes) {
+  writes.Delete(Table::kConfig, Prefix() + extension);
 }
 
 }  // namespace pbx::store

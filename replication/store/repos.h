@@ -578,4 +578,43 @@ class CdrRepo {
   StateStore& store_;
 };
 
+// Call forward, follow-me and DND of one extension (FEATURES.md §7.1, §7.2, §9), config
+// table "fwd/<number>", replicated. node/admin validates it; sip/calls acts on it.
+struct ForwardRule {
+  bool active = false;
+  std::string number;
+  bool operator==(const ForwardRule&) const = default;
+};
+struct FollowMeStep {
+  std::string number;
+  uint32_t ring_seconds = 20;
+  bool operator==(const FollowMeStep&) const = default;
+};
+struct Forwarding {
+  std::string extension;  // the key
+  bool dnd = false;
+  uint32_t dnd_status = 486;            // 486 | 480 | 603
+  ForwardRule always, busy, no_answer;  // CFU wins over CFB and CFNA
+  uint32_t ring_seconds = 0;            // ring time before CFNA; 0: the system ring_timeout
+  bool follow_me = false;
+  uint32_t follow_me_ring_seconds = 30;  // the extension itself first
+  std::vector<FollowMeStep> follow_me_list;
+  int64_t updated_unix = 0;
+  bool operator==(const Forwarding&) const = default;
+};
+
+class ForwardingRepo {
+ public:
+  explicit ForwardingRepo(StateStore& store) : store_(store) {}
+  // The extension's settings; defaults (nothing set) if never written.
+  Result<Forwarding> Get(const std::string& extension) const;
+  Result<std::vector<Forwarding>> List() const;
+  static void Put(const Forwarding& f, WriteSet& writes);
+  static void Delete(const std::string& extension, WriteSet& writes);
+  static std::string Prefix();  // "fwd/"
+
+ private:
+  StateStore& store_;
+};
+
 }  // namespace pbx::store

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <random>
 
 #include <fmt/format.h>
@@ -31,6 +32,7 @@ constexpr su_duration_t kTickMs = 1000;
 constexpr int64_t kAckWaitMs = 32000;  // RFC 3261 timer H: give up on A's ACK
 constexpr size_t kMaxUri = 1024;
 constexpr int64_t kAdoptedSilenceMs = 20000;  // an adopted call with no RTP at all: ended
+constexpr size_t kMaxForwardHops = 5;         // forwards of one call before it is a loop (482)
 
 int64_t NowUnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -224,6 +226,30 @@ struct B2bua::Call {
   bool auth_tried = false;        // the INVITE to this trunk answered a challenge already
   bool trunk_responded = false;   // any response to the INVITE to this trunk
   int64_t trunk_deadline_ms = 0;  // the trunk's no-answer timer
+  // Forwarding (Follow/StartHop/Advance): whether the B leg is a trunk now, the extension
+  // rung now (whose CFB/CFNA apply when it fails), when its ringing gives up, the numbers
+  // this call reached (loops), the follow-me list still to try and whose it is.
+  bool via_trunk = false;
+  std::string rung_ext;
+  int64_t stage_deadline_ms = 0;
+  std::vector<std::string> visited;
+  bool follow_me_started = false;
+  std::string follow_me_owner;
+  std::deque<store::FollowMeStep> follow_me;
+  std::vector<std::string> caller_codecs;  // the caller's extension's (or trunk's) codecs
+  std::string b_from;                      // From of B towards an extension
+};
+
+// Where a call goes next (Follow): ring an extension, dial out, or refuse.
+struct B2bua::Hop {
+  enum class Kind : uint8_t { kRing, kOutbound, kReject } kind = Kind::kReject;
+  std::string ext;       // kRing: the extension; kOutbound: whose permission and CLI; kReject: last
+  DialTarget target;     // kOutbound: the route
+  bool ring_own = true;  // kRing: false when busy or unregistered but follow-me goes on
+  uint32_t ring_seconds = 0;                   // kRing: before CFNA (or the follow-me list)
+  std::vector<store::FollowMeStep> follow_me;  // kRing: its follow-me list when enabled
+  int status = 0;                              // kReject
+  std::string cdr_status, cause;               // kReject
 };
 
 struct B2bua::Pending {
@@ -240,7 +266,8 @@ B2bua::B2bua(Stack& stack, Registrar& registrar, store::StateStore& store, Store
       writer_(writer),
       relay_(relay),
       options_(std::move(options)),
-      trunks_(stack, store) {}
+      trunks_(stack, store),
+      forwarding_(stack, store) {}
 
 B2bua::~B2bua() {
   // Transactions were freed with the agent; only our contexts remain.
@@ -250,6 +277,7 @@ B2bua::~B2bua() {
 
 Status B2bua::Init() {
   PBX_TRY(trunks_.Init());
+  PBX_TRY(forwarding_.Init());
   auto bind = [this](sip_method_t m, void (B2bua::*fn)(nta_incoming_t*, const sip_t*)) {
     stack_.SetHandler(m, [this, fn](nta_incoming_t* irq, const sip_t* sip, const Source&) {
       (this->*fn)(irq, sip);
@@ -277,6 +305,7 @@ Status B2bua::Init() {
 
 void B2bua::Shutdown(bool end_calls) {
   trunks_.Unsubscribe();
+  forwarding_.Unsubscribe();
   while (end_calls && !calls_.empty()) {
     Call& c = *calls_.begin()->second;
     End(c, SIP_503_SERVICE_UNAVAILABLE, "failed", "shutdown", "pbx");
@@ -427,47 +456,50 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
     PBX_LOG(kInfo, "calls", "call from {} to {} refused: {}", caller, dialled, target.reason);
     return refuse(SIP_403_FORBIDDEN, "failed", target.reason.c_str(), "");
   }
-  bool outbound = target.kind == DialTarget::Kind::kOutbound;
-  if (!outbound && target.kind != DialTarget::Kind::kExtension) {
+  if (target.kind != DialTarget::Kind::kOutbound && target.kind != DialTarget::Kind::kExtension) {
     return refuse(SIP_404_NOT_FOUND, "failed", "no such number", "");
   }
-  std::vector<store::Registration> contacts;
+  // An extension's DND, CFU and busy-with-CFB are followed before anything rings.
+  std::vector<std::string> visited;
+  Hop hop;
+  if (target.kind == DialTarget::Kind::kOutbound) {
+    hop.kind = Hop::Kind::kOutbound;
+    hop.ext = caller;
+    hop.target = target;
+  } else {
+    hop = Follow(target.number, "", visited);
+    if (hop.kind == Hop::Kind::kReject) {
+      PBX_LOG(kInfo, "calls", "call from {} to {} refused: {}", caller, dialled, hop.cause);
+      return refuse(hop.status, sip_status_phrase(hop.status), hop.cdr_status.c_str(),
+                    hop.cause.c_str(), hop.ext);
+    }
+  }
+  bool outbound = hop.kind == Hop::Kind::kOutbound;
+  std::string callee = outbound ? hop.target.route.number : hop.ext;
   std::optional<size_t> first_trunk;
   if (outbound) {
-    target.number = target.route.number;
-    first_trunk = NextTrunk(target.route.trunks, 0, 0);
+    first_trunk = NextTrunk(hop.target.route.trunks, 0, 0);
     if (!first_trunk) {
       return refuse(SIP_503_SERVICE_UNAVAILABLE, "failed", "every trunk of the route is full",
-                    target.number);
-    }
-  } else {
-    contacts = registrar_.Contacts(target.number);
-    if (contacts.empty()) {
-      return refuse(SIP_480_TEMPORARILY_UNAVAILABLE, "failed", "not registered", target.number);
-    }
-    const Registrar::ExtInfo* callee_ext = registrar_.FindExtension(target.number);
-    bool busy = std::any_of(calls_.begin(), calls_.end(), [&](const auto& kv) {
-      return kv.second->callee == target.number || kv.second->caller == target.number;
-    });
-    if (busy && !callee_ext->call_waiting) {
-      return refuse(SIP_486_BUSY_HERE, "busy", "in a call, call waiting off", target.number);
+                    callee);
     }
   }
 
   Result<media::CallMedia> media = media::CallMedia::Create(relay_, options_.address);
   if (!media.ok()) {
     PBX_LOG(kWarn, "calls", "no relay for a call from {}: {}", caller, media.status().message());
-    return refuse(SIP_503_SERVICE_UNAVAILABLE, "failed", "no RTP port", target.number);
+    return refuse(SIP_503_SERVICE_UNAVAILABLE, "failed", "no RTP port", callee);
   }
+  std::vector<std::string> caller_codecs = caller_ext ? caller_ext->codecs : in_trunk->codecs;
   std::vector<media::Codec> allowed =
       outbound
-          ? TrunkCodecs(caller_ext->codecs, trunks_.Find(target.route.trunks[*first_trunk])->codecs)
-          : AllowedCodecs(caller_ext ? caller_ext->codecs : in_trunk->codecs);
+          ? TrunkCodecs(caller_codecs, trunks_.Find(hop.target.route.trunks[*first_trunk])->codecs)
+          : AllowedCodecs(caller_codecs);
   Result<std::string> to_b =
       body.empty() ? Result<std::string>(std::string()) : media->Offer(Side::kA, body, allowed);
   if (!to_b.ok()) {
     PBX_LOG(kInfo, "calls", "offer from {} refused: {}", caller, to_b.status().message());
-    return refuse(SIP_488_NOT_ACCEPTABLE, "failed", "no common codec", target.number);
+    return refuse(SIP_488_NOT_ACCEPTABLE, "failed", "no common codec", callee);
   }
 
   auto owned = std::make_unique<Call>();
@@ -476,13 +508,11 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
   call.caller = caller;
   call.caller_name = caller_name;
   call.dialled = dialled;
-  call.callee = target.number;
+  call.callee = callee;
   call.start_ms = NowUnixMs();
   call.timers = timers;
   call.a_timer = a_timer;
-  call.sdp_to_b = *to_b;
   call.late_offer = body.empty();
-  call.allowed = allowed;
   call.ring_timeout = settings.ring_timeout;
   call.max_duration = settings.max_call_duration;
   call.no_rtp_timeout = settings.no_rtp_timeout;
@@ -491,6 +521,8 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
   call.media.emplace(std::move(*media));
   call.offer = body;
   call.a_irq = irq;
+  call.visited = std::move(visited);
+  call.caller_codecs = std::move(caller_codecs);
   // Side A: the dialog A opened; we are its UAS.
   call.a.call_id = sip->sip_call_id->i_id;
   call.a.remote_tag = sip->sip_from->a_tag;
@@ -507,14 +539,14 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
   ApplyRouteSet(call.a, RouteSet(sip, /*reverse=*/false));
   call.a.remote_cseq = sip->sip_cseq->cs_seq;
   call.a.local_cseq = 0;
-  // Side B: ours, one Call-ID for every branch.
+  // Side B: ours, one Call-ID for every branch (and every forward).
   call.b.call_id = RandomHex(rng) + "@pbx";
   call.b.local_tag = RandomHex(rng);
   std::string name = call.caller_name.empty() ? caller : call.caller_name;
   bool v6 = options_.address.find(':') != std::string::npos;
   std::string host = v6 ? "[" + options_.address + "]" : options_.address;
-  call.b.local_uri = fmt::format("{} <sip:{}@{}>", Quoted(name), caller, host);
-  call.b.remote_uri = fmt::format("<sip:{}@{}>", target.number, host);
+  call.b_from = fmt::format("{} <sip:{}@{}>", Quoted(name), caller, host);
+  call.b.local_uri = call.b_from;
   call.b.local_cseq = 1;
   calls_[call.id] = std::move(owned);
   by_call_id_[call.a.call_id] = call.id;
@@ -527,42 +559,218 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
         return 0;
       },
       reinterpret_cast<nta_incoming_magic_t*>(this));
-
   if (outbound) {
-    call.route_trunks = target.route.trunks;
-    call.trunk_index = *first_trunk;
-    call.caller_cli = caller_ext->outbound_cli;
-    call.route_cli = target.route.caller_id;
-    if (target.route.time_limit) call.max_duration = target.route.time_limit;
     PBX_LOG(kInfo, "calls", "call {}: {} -> {} by route {} as {}", call.id, caller, dialled,
-            target.route.route, target.number);
-    if (!SendTrunkInvite(call, *to_b, "") && !RetryTrunk(call, 503, nullptr)) {
-      End(call, SIP_503_SERVICE_UNAVAILABLE, "failed", "cannot reach any trunk", "pbx");
-    }
-    return;
+            hop.target.route.route, callee);
   }
-  PBX_LOG(kInfo, "calls", "call {}: {} ({}) -> {}: ringing {} contact(s)", call.id, caller,
-          call.caller_name, target.number, contacts.size());
+  if (!StartHop(call, hop, 0)) {
+    End(call, SIP_480_TEMPORARILY_UNAVAILABLE, "failed",
+        outbound ? "cannot reach any trunk" : "cannot reach callee", "pbx");
+  }
+}
+
+// --- call forward, follow-me, DND ---
+
+B2bua::Hop B2bua::Follow(std::string number, std::string by,
+                         std::vector<std::string>& visited) const {
+  Hop hop;
+  auto reject = [&](int status, const char* cdr_status, std::string cause) {
+    hop.kind = Hop::Kind::kReject;
+    hop.ext = number;
+    hop.status = status;
+    hop.cdr_status = cdr_status;
+    hop.cause = std::move(cause);
+    return hop;
+  };
+  for (;;) {
+    if (std::find(visited.begin(), visited.end(), number) != visited.end() ||
+        visited.size() > kMaxForwardHops) {
+      return reject(482, "failed", "forward loop at " + number);
+    }
+    visited.push_back(number);
+    if (!by.empty()) {  // a forward: the number as the forwarding extension would dial it
+      const Registrar::ExtInfo* owner = registrar_.FindExtension(by);
+      routing::LocalTime now = routing::ToLocalTime(NowUnixMs() / 1000);
+      DialTarget t = ResolveDial(
+          number, [this](const std::string& n) { return registrar_.FindExtension(n) != nullptr; },
+          [&](const std::string& n) {
+            return routing::RouteOutbound({owner ? owner->dial_permission : "", n, ""},
+                                          trunks_.tables(), now);
+          });
+      if (t.kind == DialTarget::Kind::kOutbound) {
+        hop.kind = Hop::Kind::kOutbound;
+        hop.ext = by;
+        hop.target = std::move(t);
+        return hop;
+      }
+      if (t.kind == DialTarget::Kind::kForbidden) {
+        return reject(403, "failed", fmt::format("forward of {} to {}: {}", by, number, t.reason));
+      }
+      if (t.kind != DialTarget::Kind::kExtension) {
+        return reject(404, "failed",
+                      fmt::format("forward of {} to {}: no such number", by, number));
+      }
+      number = t.number;
+    }
+    const store::Forwarding* f = forwarding_.Find(number);
+    if (f && f->dnd) return reject(static_cast<int>(f->dnd_status), "busy", "do not disturb");
+    auto forward = [&](const store::ForwardRule& rule, const char* kind) {
+      PBX_LOG(kInfo, "calls", "{} forwards ({}) to {}", number, kind, rule.number);
+      by = number;
+      number = rule.number;
+    };
+    if (f && f->always.active) {
+      forward(f->always, "always");
+      continue;
+    }
+    bool follow_me = f && f->follow_me;
+    const Registrar::ExtInfo* ext = registrar_.FindExtension(number);
+    bool busy =
+        ext && !ext->call_waiting && std::any_of(calls_.begin(), calls_.end(), [&](const auto& kv) {
+          return kv.second->callee == number || kv.second->caller == number;
+        });
+    bool registered = !registrar_.Contacts(number).empty();
+    if (busy && f && f->busy.active) {
+      forward(f->busy, "busy");
+      continue;
+    }
+    if (busy && !follow_me) return reject(486, "busy", "in a call, call waiting off");
+    if (!busy && !registered && !follow_me) {
+      if (f && f->no_answer.active) {
+        forward(f->no_answer, "not registered");
+        continue;
+      }
+      return reject(480, "failed", "not registered");
+    }
+    hop.kind = Hop::Kind::kRing;
+    hop.ext = number;
+    hop.ring_own = !busy && registered;
+    if (follow_me) {
+      hop.follow_me = f->follow_me_list;
+      hop.ring_seconds = f->follow_me_ring_seconds;
+    } else {
+      bool own = f && f->no_answer.active && f->ring_seconds;
+      hop.ring_seconds = own ? f->ring_seconds : registrar_.settings().ring_timeout;
+    }
+    return hop;
+  }
+}
+
+bool B2bua::StartHop(Call& call, const Hop& hop, uint32_t ring_seconds) {
+  bool first = call.branches.empty();
+  call.best_status = 0;
+  call.early_sdp = false;
+  if (hop.kind == Hop::Kind::kOutbound) {
+    std::optional<size_t> trunk = NextTrunk(hop.target.route.trunks, 0, call.id);
+    if (!trunk) return false;
+    const Registrar::ExtInfo* by = registrar_.FindExtension(hop.ext);
+    call.via_trunk = true;
+    call.rung_ext.clear();
+    call.callee = hop.target.route.number;
+    call.route_trunks = hop.target.route.trunks;
+    call.trunk_index = *trunk;
+    call.caller_cli = by ? by->outbound_cli : "";
+    call.route_cli = hop.target.route.caller_id;
+    if (hop.target.route.time_limit) call.max_duration = hop.target.route.time_limit;
+    call.auth_tried = false;
+    call.allowed = TrunkCodecs(call.caller_codecs, trunks_.Find(call.route_trunks[*trunk])->codecs);
+    Result<std::string> sdp = call.late_offer
+                                  ? Result<std::string>(std::string())
+                                  : call.media->Offer(Side::kA, call.offer, call.allowed);
+    if (!sdp.ok()) return false;
+    if (!first) {
+      PBX_LOG(kInfo, "calls", "call {}: forwarded by {} to {} by route {}", call.id, hop.ext,
+              call.callee, hop.target.route.route);
+    }
+    bool sent = SendTrunkInvite(call, *sdp, "") || RetryTrunk(call, 503, nullptr);
+    if (sent && ring_seconds) call.trunk_deadline_ms = NowUnixMs() + int64_t{ring_seconds} * 1000;
+    return sent;
+  }
+  call.via_trunk = false;
+  call.rung_ext = hop.ext;
+  call.callee = hop.ext;
+  if (!call.follow_me_started && !hop.follow_me.empty()) {
+    call.follow_me_started = true;
+    call.follow_me_owner = hop.ext;
+    call.follow_me.assign(hop.follow_me.begin(), hop.follow_me.end());
+  }
+  if (!hop.ring_own) return Advance(call, false);
+  std::vector<store::Registration> contacts = registrar_.Contacts(hop.ext);
+  call.allowed = AllowedCodecs(call.caller_codecs);
+  Result<std::string> sdp = call.late_offer ? Result<std::string>(std::string())
+                                            : call.media->Offer(Side::kA, call.offer, call.allowed);
+  if (!sdp.ok() || contacts.empty()) return false;
+  call.sdp_to_b = *sdp;
+  bool v6 = options_.address.find(':') != std::string::npos;
+  std::string host = v6 ? "[" + options_.address + "]" : options_.address;
+  call.b.local_uri = call.b_from;
+  call.b.remote_uri = fmt::format("<sip:{}@{}>", hop.ext, host);
+  // A new INVITE on the same Call-ID: CSeq + 1, so no phone takes it for a merged request.
+  uint32_t cseq = first ? 1 : ++call.b.local_cseq;
+  uint32_t ring = ring_seconds ? ring_seconds : hop.ring_seconds;
+  call.stage_deadline_ms = NowUnixMs() + int64_t{ring} * 1000;
+  PBX_LOG(kInfo, "calls", "call {}: {} ({}) -> {}: ringing {} contact(s) for {} s", call.id,
+          call.caller, call.caller_name, hop.ext, contacts.size(), ring);
+  size_t from = call.branches.size();
   for (const store::Registration& r : contacts) {
     Branch br;
     br.target = r.contact;
     br.route = RouteTo(r.received_host, static_cast<uint16_t>(r.received_port), r.transport);
+    br.cseq = cseq;
     call.branches.push_back(std::move(br));
   }
-  for (size_t i = 0; i < call.branches.size(); ++i) {
+  bool sent = false;
+  for (size_t i = from; i < call.branches.size(); ++i) {
     Peer p = call.b;
     p.target = call.branches[i].target;
     p.route = call.branches[i].route;
-    call.branches[i].orq = Send(&call, Purpose::kBranch, "INVITE", p, *to_b, 1, i,
+    call.branches[i].orq = Send(&call, Purpose::kBranch, "INVITE", p, call.sdp_to_b, cseq, i,
                                 OfferHeaders(OfferUac(call.timers)));
     if (call.branches[i].orq == nullptr) {
       call.branches[i].final = true;
       call.branches[i].status = 503;
     }
+    sent = sent || call.branches[i].orq != nullptr;
   }
-  if (std::all_of(call.branches.begin(), call.branches.end(),
-                  [](const Branch& b) { return b.final; })) {
-    End(call, SIP_480_TEMPORARILY_UNAVAILABLE, "failed", "cannot reach callee", "pbx");
+  return sent;
+}
+
+bool B2bua::Advance(Call& call, bool busy) {
+  for (;;) {
+    std::string next, by;
+    uint32_t ring = 0;
+    if (call.follow_me_started) {
+      if (call.follow_me.empty()) return false;
+      next = call.follow_me.front().number;
+      ring = call.follow_me.front().ring_seconds;
+      by = call.follow_me_owner;
+      call.follow_me.pop_front();
+    } else {
+      const store::Forwarding* f =
+          call.rung_ext.empty() ? nullptr : forwarding_.Find(call.rung_ext);
+      const store::ForwardRule* rule = f ? (busy ? &f->busy : &f->no_answer) : nullptr;
+      if (rule == nullptr || !rule->active || rule->number.empty()) return false;
+      PBX_LOG(kInfo, "calls", "call {}: {} {}, forwarding to {}", call.id, call.rung_ext,
+              busy ? "busy" : "did not answer", rule->number);
+      next = rule->number;
+      by = call.rung_ext;
+    }
+    Hop hop = Follow(next, by, call.visited);
+    if (hop.kind == Hop::Kind::kReject) {
+      PBX_LOG(kInfo, "calls", "call {}: {} refused: {}", call.id, next, hop.cause);
+      if (call.follow_me_started) continue;  // the list's next number
+      End(call, hop.status, sip_status_phrase(hop.status), hop.cdr_status, hop.cause, "pbx");
+      return true;
+    }
+    if (call.follow_me_started) {
+      PBX_LOG(kInfo, "calls", "call {}: follow-me of {}: {} for {} s", call.id,
+              call.follow_me_owner, next, ring);
+    }
+    if (StartHop(call, hop, ring)) return true;
+    if (!call.follow_me_started) {
+      End(call, SIP_480_TEMPORARILY_UNAVAILABLE, "failed", "cannot reach " + next, "pbx");
+      return true;
+    }
   }
 }
 
@@ -822,7 +1030,7 @@ void B2bua::OnBranchResponse(Call& call, size_t index, int status, const sip_t* 
   br.orq = nullptr;
   br.status = status;
   // A carrier's challenge is answered; 503 or no answer moves on to the route's next trunk.
-  if (call.type == "outbound" && !call.winner && RetryTrunk(call, status, sip)) return;
+  if (call.via_trunk && !call.winner && RetryTrunk(call, status, sip)) return;
   // 486/600/603 say more about the callee than 408/480/503 of an unreachable phone.
   if (call.best_status == 0 || status == 486 || status == 600 || status == 603) {
     call.best_status = status;
@@ -832,6 +1040,8 @@ void B2bua::OnBranchResponse(Call& call, size_t index, int status, const sip_t* 
     return;
   }
   int s = call.best_status;
+  // CFB after busy or declined, CFNA (or the next follow-me number) after anything else.
+  if (s != 487 && Advance(call, s == 486 || s == 600 || s == 603)) return;
   if (s == 486 || s == 600) return End(call, SIP_486_BUSY_HERE, "busy", "callee busy", "callee");
   if (s == 603) return End(call, SIP_603_DECLINE, "failed", "callee declined", "callee");
   if (s == 487) return End(call, SIP_487_REQUEST_TERMINATED, "cancelled", "cancelled", "pbx");
@@ -1233,7 +1443,7 @@ void B2bua::Tick() {
         continue;
       }
     }
-    if (call.state == Call::State::kRinging && call.type == "outbound") {
+    if (call.state == Call::State::kRinging && call.via_trunk) {
       // The trunk's no-answer timer: a silent trunk yields to the next one; a ringing
       // callee that does not answer ends the call.
       if (now < call.trunk_deadline_ms) continue;
@@ -1241,15 +1451,16 @@ void B2bua::Tick() {
       CancelBranches(call, std::nullopt);
       if (silent && RetryTrunk(call, 408, nullptr)) continue;
       PBX_LOG(kInfo, "calls", "call {}: no answer from trunk {}", call.id, call.trunk);
+      if (Advance(call, false)) continue;
       End(call, SIP_480_TEMPORARILY_UNAVAILABLE, "no_answer",
           silent ? "no answer from the trunks" : "no answer", "pbx");
       continue;
     }
     if (call.state == Call::State::kRinging) {
-      if (now - call.start_ms >= int64_t{call.ring_timeout} * 1000) {
-        PBX_LOG(kInfo, "calls", "call {}: no answer from {} in {} s", call.id, call.callee,
-                call.ring_timeout);
+      if (now >= call.stage_deadline_ms) {
+        PBX_LOG(kInfo, "calls", "call {}: no answer from {}", call.id, call.callee);
         CancelBranches(call, std::nullopt);
+        if (Advance(call, false)) continue;
         End(call, SIP_480_TEMPORARILY_UNAVAILABLE, "no_answer", "no answer", "pbx");
       }
       continue;

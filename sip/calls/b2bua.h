@@ -12,6 +12,8 @@
 #include "media/rtp/relay.h"
 #include "replication/store/repos.h"
 #include "replication/store/state_store.h"
+#include "sip/calls/dial.h"
+#include "sip/calls/forwarding.h"
 #include "sip/calls/trunk_leg.h"
 #include "sip/registrar/registrar.h"
 #include "sip/sip_service.h"
@@ -67,6 +69,7 @@ class B2bua {
   struct Branch;
   struct Call;
   struct Pending;
+  struct Hop;
   enum class Purpose : uint8_t { kBranch, kReinvite, kBye, kRefresh };
 
   void OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src);
@@ -112,6 +115,19 @@ class B2bua {
   // After a final error from the trunk: answers a 401/407 once, else on 503/408 moves to the
   // next trunk that has room and a codec in common. False: nothing left to try.
   bool RetryTrunk(Call& call, int status, const sip_t* sip);
+  // Call forward, follow-me and DND (forwarding.h, FEATURES.md §7.1, §7.2). Where a call to
+  // `number` ends up: the extension to ring (its DND, CFU, and busy with CFB followed), an
+  // external number through the outbound routes with the permission of the extension that
+  // forwarded (`by`; empty: `number` is an extension already resolved), or a refusal (loop:
+  // a number met twice or more than kMaxForwardHops forwards, 482). `visited` accumulates.
+  Hop Follow(std::string number, std::string by, std::vector<std::string>& visited) const;
+  // Rings the extension or trunk of `hop` as the call's new B leg (a new CSeq on the same
+  // Call-ID); false if no INVITE could be sent.
+  bool StartHop(Call& call, const Hop& hop, uint32_t ring_seconds);
+  // The B leg failed (`busy`: 486/600/603; else no answer, unreachable, 480/408): the next
+  // follow-me number, or CFB / CFNA of the extension rung. True if the call goes on or was
+  // ended here; false: nothing to try, the caller decides how the call ends.
+  bool Advance(Call& call, bool busy);
   // Drops every call without a word to the phones or the store (this node stopped serving).
   void Release();
   Call* FindByCallId(const std::string& call_id, media::Side* side);
@@ -124,6 +140,7 @@ class B2bua {
   media::RtpRelay& relay_;
   CallOptions options_;
   TrunkDirectory trunks_;
+  ForwardingDirectory forwarding_;
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<Call>> calls_;
   std::unordered_map<std::string, uint64_t> by_call_id_;  // A's and B's Call-IDs

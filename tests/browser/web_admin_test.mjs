@@ -219,6 +219,15 @@ try {
   await page.locator('#portal-saved', { hasText: 'Saved' }).waitFor();
   assert.equal(await fetchFromPage(page, 'GET', '/extensions', undefined, false), 403);
   await shot(page, 'portal');
+  // Call forward always, set in the portal, is what the API then shows.
+  await page.locator('#portal-forwarding input[name=always_number]').waitFor();
+  await page.check('#portal-forwarding input[name=always_active]');
+  await page.fill('#portal-forwarding input[name=always_number]', '2100');
+  await page.click('#portal-forwarding button[type=submit]');
+  await page.locator('#portal-forwarding-saved', { hasText: 'saved' }).waitFor();
+  const fwd = await page.evaluate(async () => (await fetch('/api/v1/me/forwarding')).json());
+  assert.deepEqual(fwd.always, { active: true, number: '2100' });
+  await shot(page, 'portal-forwarding');
   await logout(page);
 
   // A node that does not serve offers no login, only where it stands and where the VIP is.

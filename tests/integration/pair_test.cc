@@ -202,6 +202,13 @@ TEST_F(PairTest, StandbyHasEveryWriteAndTakesOverAfterKillNine) {
   ASSERT_EQ(AddExtension(a, "2001"), 201);
   // A kReplicated write is on the standby once the active has answered.
   EXPECT_TRUE(HasExtension(b, "2001"));
+  // So is its call forward / DND (a standby's B2BUA routes by it once it takes over).
+  httplib::Result put =
+      Client(a)->Put("/api/v1/extensions/2001/forwarding", R"({"dnd": true})", "application/json");
+  ASSERT_TRUE(put && put->status == 200) << (put ? put->body : "no answer");
+  httplib::Result fwd = Client(b)->Get("/api/v1/extensions/2001/forwarding");
+  ASSERT_TRUE(fwd && fwd->status == 200);
+  EXPECT_EQ(json::parse(fwd->body)["dnd"], true) << fwd->body;
   EXPECT_TRUE(test::WaitFor([&] { return LastSeq(b) == LastSeq(a); }, 5s));
   EXPECT_EQ(AddExtension(b, "2002"), 503) << "a standby must not accept writes";
   uint64_t epoch_before = (*Status(a))["epoch"].get<uint64_t>();

@@ -262,5 +262,35 @@ TEST_F(TrunkCallsTest, InboundDidBlacklistMissingDestinationAndUnknownSource) {
   EXPECT_TRUE(r->status == 401 || r->status == 403) << r->raw;
 }
 
+// A call forwarded to an external number goes out as the forwarding extension would dial it
+// (its route: prefix stripped, prepend added), the caller still ringing; no Diversion header
+// (the §8.1 setting does not exist). The CDR keeps the number dialled and the one answered.
+TEST_F(TrunkCallsTest, AForwardToAnExternalNumberGoesOutThroughTheForwardersRoute) {
+  auto carrier = Carrier("acme", "127.0.0.81");
+  Route("outbound", {{"name", "national"},
+                     {"rules", {{{"prefix", "9"}, {"pattern", "0X."}, {"prepend", "44"}}}},
+                     {"trunks", {"acme"}}});
+  Route("permission", {{"name", "DialPlan1"}, {"routes", {"national"}}});
+  auto [status, body] = test::Api(dir_, "PUT", "/api/v1/extensions/2002/forwarding",
+                                  {{"always", {{"active", true}, {"number", "90201234"}}}});
+  ASSERT_EQ(status, 200) << body.dump();
+  auto alice = Register("2001", "127.0.0.82");
+  ASSERT_TRUE(alice->Call("2002", kPassword, Sdp("127.0.0.82", 7078)));
+  std::optional<SipResponse> inv = carrier->Expect("INVITE");
+  ASSERT_TRUE(inv) << pbxd_->Log();
+  EXPECT_EQ(inv->raw.find(fmt::format("INVITE sip:440201234@127.0.0.81:{} SIP/2.0",
+                                      carrier->ua->local_port())),
+            0u)
+      << inv->raw;
+  EXPECT_EQ(inv->Header("Diversion"), "");
+  ASSERT_NO_FATAL_FAILURE(Answer(*carrier, *inv, *alice));
+  ASSERT_NO_FATAL_FAILURE(HangUp(*alice, *carrier));
+  json cdr = Cdrs(1).back();
+  EXPECT_EQ(cdr["trunk"], "acme") << cdr.dump();
+  EXPECT_EQ(cdr["callee"], "2002");
+  EXPECT_EQ(cdr["final_callee"], "440201234");
+  EXPECT_EQ(cdr["status"], "answered");
+}
+
 }  // namespace
 }  // namespace pbx

@@ -233,6 +233,41 @@ TYPED_TEST(ReposTest, UserRoundTrip) {
   EXPECT_TRUE(repo.Get("robot").status().IsNotFound());
 }
 
+TYPED_TEST(ReposTest, ForwardingDefaultsUntilWrittenThenRoundTrips) {
+  ForwardingRepo repo(*this->store_);
+  auto none = repo.Get("2002");
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(none->extension, "2002");
+  EXPECT_FALSE(none->dnd);
+  EXPECT_EQ(none->dnd_status, 486u);
+  EXPECT_EQ(none->follow_me_ring_seconds, 30u);
+
+  Forwarding f;
+  f.extension = "2002";
+  f.dnd = true;
+  f.dnd_status = 603;
+  f.always = {true, "2003"};
+  f.no_answer = {false, "90612345"};
+  f.ring_seconds = 15;
+  f.follow_me = true;
+  f.follow_me_list = {{"2004", 10}, {"+3312345", 25}};
+  f.updated_unix = 1700000000;
+  WriteSet w;
+  ForwardingRepo::Put(f, w);
+  ASSERT_TRUE(this->Commit(w).ok());
+  auto got = repo.Get("2002");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, f);
+  auto all = repo.List();
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 1u);
+
+  WriteSet del;
+  ForwardingRepo::Delete("2002", del);
+  ASSERT_TRUE(this->Commit(del).ok());
+  EXPECT_EQ(*repo.Get("2002"), *none);
+}
+
 TYPED_TEST(ReposTest, SettingsDefaultUntilWritten) {
   SettingsRepo repo(*this->store_);
   auto defaults = repo.Get();

@@ -2,6 +2,7 @@
 import { api } from '../api.js';
 import { h, mount, table, field, formValues, confirmDialog, errorLine, showError, every } from '../ui.js';
 import { byNumber, expiresIn, qualify } from './registrations.js';
+import { forwardingForm } from './forwarding.js';
 
 const TRANSPORTS = ['udp', 'tcp', 'tls'];
 
@@ -56,6 +57,17 @@ export async function render() {
     }
   }
 
+  async function showForwarding(x) {
+    const f = forwardingForm(`/extensions/${x.number}/forwarding`, 'ext-forwarding');
+    edit.replaceChildren(h('h2', {}, `Forwarding of ${x.number}`), f.node,
+      h('button.secondary', { type: 'button', on: { click: () => showCreate() } }, 'Close'));
+    try {
+      await f.load();
+    } catch (e) {
+      showError(err, e);
+    }
+  }
+
   async function refresh() {
     showCreate();
     const r = await api('GET', '/extensions');
@@ -65,6 +77,7 @@ export async function render() {
         h('td', {}, x.max_contacts), h('td', {}, x.web_login ? 'yes' : 'no'), h('td.reg', {}, '…'),
         h('td.actions', {},
           h('button.secondary', { on: { click: () => edit.replaceChildren(h('h2', {}, `Edit ${x.number}`), editor(x, refresh)) } }, 'Edit'),
+          h('button.secondary', { on: { click: () => showForwarding(x) } }, 'Forwarding'),
           h('button.danger', { on: { click: () => remove(x) } }, 'Delete')))));
     showRegistrations(lastRegs);
   }

@@ -1,9 +1,10 @@
 // The extension user portal (FEATURES.md §16): what the data model lets a user change on
 // their own extension today, and their call log (the node picks whose calls from the
-// session). Forward, follow-me, DND and voicemail come with those features.
+// session), call forward / follow-me / DND. Voicemail comes with that feature.
 import { api } from '../api.js';
 import { h, mount, dl, field, formValues, errorLine, showError } from '../ui.js';
 import { cdrSearch } from './cdr.js';
+import { forwardingForm } from './forwarding.js';
 
 export async function render() {
   const r = await api('GET', '/me');
@@ -29,10 +30,13 @@ export async function render() {
       showError(err, e);
     }
   });
+  const forwarding = forwardingForm('/me/forwarding', 'portal-forwarding');
   const calls = cdrSearch('/me/cdr', true);
   mount(h('h1', {}, `Extension ${x.number}`),
     h('div.card', {}, dl([['Name', x.name], ['Transport', x.transport], ['Max registrations', x.max_contacts]])),
     h('div.card', {}, h('h2', {}, 'My settings'), form), saved,
+    h('div.card', {}, h('h2', {}, 'Call forward, follow-me, DND'), forwarding.node),
     h('h2', {}, 'My calls'), calls.node);
+  await forwarding.load();
   await calls.search();
 }
