@@ -117,10 +117,12 @@ RtpGapMeter::RtpGapMeter(const std::string& ns, const std::string& vip) {
         if (ntohs(udp->source) < 10000 || ntohs(udp->source) % 2) continue;  // RTP only
         Clock::time_point now = Clock::now();
         std::lock_guard<std::mutex> lock(mu_);
-        if (packets_++ > 0) {
+        if (seen_) {
           max_gap_ms_ =
               std::max(max_gap_ms_, std::chrono::duration<double, std::milli>(now - last_).count());
         }
+        seen_ = true;
+        ++packets_;
         last_ = now;
       }
       ::close(fd);
@@ -130,8 +132,10 @@ RtpGapMeter::RtpGapMeter(const std::string& ns, const std::string& vip) {
 }
 
 void RtpGapMeter::Stop() {
-  stop_ = true;
+  if (stop_.exchange(true)) return;
   if (thread_.joinable()) thread_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  stopped_ = Clock::now();
 }
 
 void RtpGapMeter::Reset() {
@@ -142,7 +146,9 @@ void RtpGapMeter::Reset() {
 
 double RtpGapMeter::max_gap_ms() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return max_gap_ms_;
+  if (!seen_) return max_gap_ms_;
+  Clock::time_point end = stop_ ? stopped_ : Clock::now();
+  return std::max(max_gap_ms_, std::chrono::duration<double, std::milli>(end - last_).count());
 }
 
 uint64_t RtpGapMeter::packets() const {

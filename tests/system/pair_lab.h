@@ -102,17 +102,21 @@ class RtpGapMeter {
   RtpGapMeter(const RtpGapMeter&) = delete;
   RtpGapMeter& operator=(const RtpGapMeter&) = delete;
   void Stop();
-  // Starts a new measurement: the gaps counted from the next packet on.
+  // Starts a new measurement; the first gap it counts runs from the last packet before.
   void Reset();
+  // The longest pause, including the one still open since the last packet (until Stop),
+  // so that audio which never resumes shows as a gap.
   double max_gap_ms() const;
   uint64_t packets() const;
 
  private:
   std::atomic<bool> stop_{false};
   mutable std::mutex mu_;
-  uint64_t packets_ = 0;  // guarded by mu_, as the two below
+  bool seen_ = false;     // a packet arrived (guarded by mu_, as the four below)
+  uint64_t packets_ = 0;  // since the last Reset
   double max_gap_ms_ = 0;
   std::chrono::steady_clock::time_point last_;
+  std::chrono::steady_clock::time_point stopped_;  // the end of the open gap, once stopped
   std::thread thread_;
 };
 
