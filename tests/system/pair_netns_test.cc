@@ -1,4 +1,5 @@
-// A pair of real pbxd and a pbx-witness in network namespaces on one bridge (root only):
+// A pair of real pbxd and a pbx-witness in network namespaces on one bridge (root only; the
+// pair lab, tests/system/pair_lab.h):
 //
 //   pbxp<pid>_a  node A   eth0 10.214.0.1/24 --+
 //   pbxp<pid>_b  node B   eth0 10.214.0.2/24 --+-- br0 in pbxp<pid>_sw
@@ -14,8 +15,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -28,6 +27,7 @@
 
 #include "tests/support/process.h"
 #include "tests/system/netns.h"
+#include "tests/system/pair_lab.h"
 
 namespace pbx {
 namespace {
@@ -151,79 +151,26 @@ class RoleSampler {
 
 class PairNetnsTest : public testing::Test {
  protected:
-  struct Node {
-    std::string name;
-    std::string host;  // its namespace's role in the lab
-    std::string addr;
-    std::string config;
-    std::string run_dir;
-    std::unique_ptr<test::Process> process;
-  };
-
   void SetUp() override {
-    std::string why;
-    if (!lab_.Create(&why)) GTEST_SKIP() << why;
-    ASSERT_EQ(lab_.AddHost("a", "02:14:00:00:00:0a", {std::string(kAddrA) + "/24"}), "");
-    ASSERT_EQ(lab_.AddHost("b", "02:14:00:00:00:0b", {std::string(kAddrB) + "/24"}), "");
-    ASSERT_EQ(lab_.AddHost("c", "02:14:00:00:00:0c", {"10.214.0.3/24"}), "");
-    ASSERT_EQ(lab_.AddHost("w", "02:14:00:00:00:0d", {std::string(kAddrW) + "/24"}), "");
-    witness_ = std::make_unique<test::Process>(
-        std::vector<std::string>{"ip", "netns", "exec", lab_.ns("w"), PBX_WITNESS_PATH, "--listen",
-                                 "tcp://0.0.0.0:7500", "--startup-hold-ms", "0", "--run-dir",
-                                 dir_.Sub("witness")},
-        dir_.Sub("witness.log"));
-    nodes_[0] = MakeNode("pbx-a", "a", kAddrA, kAddrB);
-    nodes_[1] = MakeNode("pbx-b", "b", kAddrB, kAddrA);
+    if (std::string why = lab_.Create(); !why.empty()) GTEST_SKIP() << why;
+    ASSERT_EQ(lab_.AddHost("c", 3), "");
   }
 
   void TearDown() override {
-    for (Node& n : nodes_) {
-      if (HasFailure() && n.process) {
-        std::string log = n.process->Log();
+    for (int i = 0; i < 2; ++i) {
+      if (HasFailure() && lab_.node(i)) {
+        std::string log = lab_.node(i)->Log();
         if (log.size() > 8000) log = log.substr(log.size() - 8000);
-        std::cerr << "---- " << n.name << " log\n" << log;
+        std::cerr << "---- " << lab_.name(i) << " log\n" << log;
       }
-      n.process.reset();  // SIGTERM (releases the VIP), SIGKILL after a grace period
     }
-    witness_.reset();
-  }
-
-  Node MakeNode(const std::string& name, const std::string& host, const std::string& addr,
-                const std::string& peer) {
-    Node n;
-    n.name = name;
-    n.host = host;
-    n.addr = addr;
-    n.config = dir_.Sub(name + ".toml");
-    n.run_dir = dir_.Sub(name + "/run");
-    std::ofstream(n.config) << "[node]\nname = \"" << name << "\"\n"
-                            << "data_dir = \"" << dir_.Sub(name + "/data") << "\"\n"
-                            << "run_dir = \"" << n.run_dir << "\"\n"
-                            << "[api]\nlisten = \"0.0.0.0\"\nport = " << kApiPort << "\n"
-                            << "[cluster]\nname = \"systest\"\n"
-                            << "listen = \"" << addr << ":7400\"\n"
-                            << "peer = \"" << peer << ":7400\"\n"
-                            << "vip = \"" << kVip << "/24\"\ninterface = \"eth0\"\n"
-                            << "witness = \"" << kAddrW << ":7500\"\n"
-                            << "[demo]\nextensions = true\n";
-    return n;
-  }
-
-  void Start(Node& n) {
-    std::filesystem::remove(n.run_dir + "/ready.json");
-    n.process = std::make_unique<test::Process>(
-        std::vector<std::string>{"ip", "netns", "exec", lab_.ns(n.host), PBXD_PATH, "--config",
-                                 n.config},
-        dir_.Sub(n.name + ".log"));
-    ASSERT_TRUE(
-        test::WaitFor([&] { return std::filesystem::exists(n.run_dir + "/ready.json"); }, 20s))
-        << n.process->Log();
   }
 
   // The admin token of the pair (the token secret replicates: valid on both nodes).
   std::string Token() {
-    for (const Node& n : nodes_) {
-      std::string t = test::ReadFile(n.run_dir + "/admin.token");
+    for (int i = 0; i < 2; ++i) {
+      if (!lab_.node(i)) continue;
+      std::string t = test::ReadFile(lab_.node(i)->run_dir() + "/admin.token");
       while (!t.empty() && t.back() == '\n') t.pop_back();
       if (!t.empty()) return t;
     }
@@ -235,10 +182,6 @@ class PairNetnsTest : public testing::Test {
   Who Ask(const std::string& host) {
     std::string token = Token();
     return test::InNetns(lab_.ns("c"), [&] { return AskStatus(*ApiClient(host, token)); });
-  }
-
-  bool WaitRole(const Node& n, const std::string& role, std::chrono::milliseconds timeout = 10s) {
-    return test::WaitFor([&] { return Ask(n.addr).role == role; }, timeout);
   }
 
   // POSTs an extension to `host` from the client; the HTTP status (0: no answer).
@@ -260,24 +203,13 @@ class PairNetnsTest : public testing::Test {
     });
   }
 
-  // Whether `n`'s eth0 carries the VIP.
-  bool HoldsVip(const Node& n) {
-    test::CommandResult r = test::Run({"ip", "-n", lab_.ns(n.host), "-4", "addr", "show", "eth0"});
-    return r.out.find(std::string(kVip) + "/24") != std::string::npos;
-  }
-
   // A active with the VIP, B its caught-up standby.
   void StartPair() {
-    Node& a = nodes_[0];
-    Node& b = nodes_[1];
-    ASSERT_NO_FATAL_FAILURE(Start(a));
-    ASSERT_TRUE(WaitRole(a, "active")) << a.process->Log();
-    ASSERT_NO_FATAL_FAILURE(Start(b));
-    ASSERT_TRUE(WaitRole(b, "standby")) << b.process->Log();
-    EXPECT_TRUE(HoldsVip(a));
-    EXPECT_FALSE(HoldsVip(b));
+    ASSERT_EQ(lab_.StartPair(), "");
+    EXPECT_TRUE(lab_.HoldsVip(0));
+    EXPECT_FALSE(lab_.HoldsVip(1));
     Who w;
-    ASSERT_TRUE(test::WaitFor([&] { return (w = Ask(kVip)).node == a.name; }, 5s))
+    ASSERT_TRUE(test::WaitFor([&] { return (w = Ask(kVip)).node == lab_.name(0); }, 5s))
         << "the client does not reach A at the VIP: '" << w.node << "'";
   }
 
@@ -293,11 +225,11 @@ class PairNetnsTest : public testing::Test {
     }
   }
 
-  // Cuts A from B and `cut_from_witness` from the witness, and checks through the partition
-  // and after healing that there are never two actives, and that `survivor` is the one.
-  void Partition(const Node& cut_from_witness, const Node& survivor) {
-    Node& a = nodes_[0];
-    Node& b = nodes_[1];
+  // Cuts A from B and node `cut_from_witness` from the witness, and checks through the
+  // partition and after healing that there are never two actives, and that node `survivor`
+  // is the one.
+  void Partition(int cut_from_witness, int survivor) {
+    const int other = 1 - survivor;
     ASSERT_NO_FATAL_FAILURE(StartPair());
     ASSERT_EQ(AddExtension(kVip, "2001"), 201);
 
@@ -305,44 +237,44 @@ class PairNetnsTest : public testing::Test {
     ASSERT_TRUE(test::WaitFor(
         [&] { return sampler.samples(0).size() >= 3 && sampler.samples(1).size() >= 3; }, 5s));
     ASSERT_NO_FATAL_FAILURE(Cut("a", kAddrA, "b", kAddrB, true));
-    ASSERT_NO_FATAL_FAILURE(Cut(cut_from_witness.host, cut_from_witness.addr, "w", kAddrW, true));
+    ASSERT_NO_FATAL_FAILURE(
+        Cut(lab_.host(cut_from_witness), lab_.addr(cut_from_witness), "w", kAddrW, true));
     Clock::time_point cut_at = Clock::now();
 
     // Settled: the survivor alone has been active for a second (two lease lengths).
     Clock::time_point settled_since = Clock::now();
     bool settled = test::WaitFor(
         [&] {
-          bool one = IsActive(Ask(survivor.addr).role);
-          const Node& other = &survivor == &a ? b : a;
-          one = one && !IsActive(Ask(other.addr).role);
+          bool one = IsActive(Ask(lab_.addr(survivor)).role);
+          one = one && !IsActive(Ask(lab_.addr(other)).role);
           if (!one) settled_since = Clock::now();
           return one && MsSince(settled_since) >= 1000 && MsSince(cut_at) >= 1500;
         },
         15s);
-    EXPECT_TRUE(settled) << survivor.name << " is not the only active after the partition";
-    if (&survivor == &b) {
-      EXPECT_TRUE(HoldsVip(b));
-      EXPECT_FALSE(HoldsVip(a)) << "A fenced itself: it must have given the VIP up";
+    EXPECT_TRUE(settled) << lab_.name(survivor) << " is not the only active after the partition";
+    if (survivor == 1) {
+      EXPECT_TRUE(lab_.HoldsVip(1));
+      EXPECT_FALSE(lab_.HoldsVip(0)) << "A fenced itself: it must have given the VIP up";
     } else {
-      EXPECT_TRUE(HoldsVip(a));
+      EXPECT_TRUE(lab_.HoldsVip(0));
     }
-    EXPECT_EQ(AddExtension(survivor.addr, "2002"), 201);
+    EXPECT_EQ(AddExtension(lab_.addr(survivor), "2002"), 201);
 
     ASSERT_NO_FATAL_FAILURE(Cut("a", kAddrA, "b", kAddrB, false));
-    ASSERT_NO_FATAL_FAILURE(Cut(cut_from_witness.host, cut_from_witness.addr, "w", kAddrW, false));
-    const Node& other = &survivor == &a ? b : a;
+    ASSERT_NO_FATAL_FAILURE(
+        Cut(lab_.host(cut_from_witness), lab_.addr(cut_from_witness), "w", kAddrW, false));
     Who s, o;
     EXPECT_TRUE(test::WaitFor(
         [&] {
-          s = Ask(survivor.addr);
-          o = Ask(other.addr);
+          s = Ask(lab_.addr(survivor));
+          o = Ask(lab_.addr(other));
           return s.role == "active" && o.role == "standby" && s.last_seq == o.last_seq;
         },
         15s))
-        << survivor.name << " " << s.role << " seq " << s.last_seq << ", " << other.name << " "
-        << o.role << " seq " << o.last_seq;
-    EXPECT_TRUE(HasExtension(other.addr, "2001"));
-    EXPECT_TRUE(HasExtension(other.addr, "2002"));
+        << lab_.name(survivor) << " " << s.role << " seq " << s.last_seq << ", " << lab_.name(other)
+        << " " << o.role << " seq " << o.last_seq;
+    EXPECT_TRUE(HasExtension(lab_.addr(other), "2001"));
+    EXPECT_TRUE(HasExtension(lab_.addr(other), "2002"));
 
     std::vector<RoleSampler::Sample> sa = sampler.samples(0), sb = sampler.samples(1);
     std::vector<std::string> two = sampler.TwoActives();
@@ -355,26 +287,23 @@ class PairNetnsTest : public testing::Test {
     for (const std::string& t : two) ADD_FAILURE() << "A and B were both active at " << t;
   }
 
-  test::TempDir dir_;
-  test::NetLab lab_{"pbxp"};
-  // Destroyed before lab_: processes go before their namespaces.
-  std::unique_ptr<test::Process> witness_;
-  Node nodes_[2];
+  // Both nodes serve the API on 0.0.0.0:kApiPort, so the client reaches whichever node
+  // holds the VIP.
+  test::PairLab lab_{
+      {.prefix = "pbxp", .subnet = "10.214.0", .demo_extensions = true, .api_port = kApiPort}};
 };
 
 TEST_F(PairNetnsTest, KillNineMovesTheVipAndTheOldActiveRejoinsAsStandby) {
-  Node& a = nodes_[0];
-  Node& b = nodes_[1];
   ASSERT_NO_FATAL_FAILURE(StartPair());
   ASSERT_EQ(AddExtension(kVip, "2001"), 201);
 
   Clock::time_point killed_at = Clock::now();
-  a.process->Signal(SIGKILL);
+  lab_.node(0)->process().Signal(SIGKILL);
   Who w;
   bool moved = test::WaitFor(
       [&] {
         w = Ask(kVip);
-        return w.node == b.name && w.role == "active";
+        return w.node == lab_.name(1) && w.role == "active";
       },
       10s);
   double ms = MsSince(killed_at);
@@ -384,25 +313,25 @@ TEST_F(PairNetnsTest, KillNineMovesTheVipAndTheOldActiveRejoinsAsStandby) {
             << ms << " ms\n";
   RecordProperty("vip_failover_ms", std::to_string(ms));
   EXPECT_LT(ms, 1000) << "default timers (100 ms x 5)";
-  EXPECT_TRUE(HoldsVip(b));
+  EXPECT_TRUE(lab_.HoldsVip(1));
   EXPECT_TRUE(HasExtension(kVip, "2001")) << "an acknowledged write was lost";
   EXPECT_EQ(AddExtension(kVip, "2002"), 201);
 
   // A comes back (its VIP still on eth0, as a crash leaves it): it gives it up and follows.
-  ASSERT_TRUE(HoldsVip(a));
-  ASSERT_NO_FATAL_FAILURE(Start(a));
-  EXPECT_FALSE(HoldsVip(a)) << "a restarted node must not answer on the VIP while it decides";
-  EXPECT_TRUE(WaitRole(a, "standby")) << a.process->Log();
-  EXPECT_FALSE(HoldsVip(a));
-  EXPECT_TRUE(HoldsVip(b));
-  EXPECT_EQ(Ask(kVip).node, b.name);
+  ASSERT_TRUE(lab_.HoldsVip(0));
+  ASSERT_EQ(lab_.Start(0), "");
+  EXPECT_FALSE(lab_.HoldsVip(0)) << "a restarted node must not answer on the VIP while it decides";
+  EXPECT_TRUE(lab_.WaitRole(0, "standby")) << lab_.node(0)->Log();
+  EXPECT_FALSE(lab_.HoldsVip(0));
+  EXPECT_TRUE(lab_.HoldsVip(1));
+  EXPECT_EQ(Ask(kVip).node, lab_.name(1));
   EXPECT_TRUE(HasExtension(kAddrA, "2002"));
 }
 
 // The replication link is cut, and the witness is reachable from the active's side only:
 // the active keeps its lease and serves; the standby must not promote.
 TEST_F(PairNetnsTest, PartitionWithWitnessOnTheActiveSideKeepsTheActive) {
-  Partition(/*cut_from_witness=*/nodes_[1], /*survivor=*/nodes_[0]);
+  Partition(/*cut_from_witness=*/1, /*survivor=*/0);
 }
 
 // The replication link is cut, and the witness is reachable from the standby's side only:
@@ -410,7 +339,7 @@ TEST_F(PairNetnsTest, PartitionWithWitnessOnTheActiveSideKeepsTheActive) {
 // witness grants the standby the lease and it promotes. After healing, the old active
 // resyncs and follows.
 TEST_F(PairNetnsTest, PartitionWithWitnessOnTheStandbySideMovesTheActive) {
-  Partition(/*cut_from_witness=*/nodes_[0], /*survivor=*/nodes_[1]);
+  Partition(/*cut_from_witness=*/0, /*survivor=*/1);
 }
 
 }  // namespace

@@ -7,13 +7,16 @@ namespace pbx::test {
 
 NetnsPbxd::NetnsPbxd(std::string netns, const TempDir& dir, const std::string& name,
                      const std::string& address, bool demo_extensions,
-                     const std::string& extra_config)
+                     const std::string& extra_config, int api_port)
     : netns_(std::move(netns)), run_dir_(dir.Sub("run")) {
+  std::filesystem::remove(run_dir_ + "/ready.json");  // a kill -9 leaves it behind
   std::string config = dir.Sub("pbx.toml");
   std::ofstream(config) << "[node]\nname = \"" << name << "\"\n"
                         << "data_dir = \"" << dir.Sub("data") << "\"\n"
                         << "run_dir = \"" << run_dir_ << "\"\n"
-                        << "[api]\nport = 0\n"
+                        << (api_port == 0 ? "[api]\nport = 0\n"
+                                          : "[api]\nlisten = \"0.0.0.0\"\nport = " +
+                                                std::to_string(api_port) + "\n")
                         << "[sip]\nlisten = \"" << address << "\"\n"
                         << "udp_port = 5060\ntcp_port = 5060\ntls_port = 5062\n"
                         << "digest_sha256 = false\n"
