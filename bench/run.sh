@@ -239,6 +239,7 @@ sweep() {  # port, tag[, rates]
 }
 
 declare -A result
+media_lines=()
 if [[ -z "$only" || "$only" == single ]]; then
   start_pbxd single 25060 ""
   wait_file "$work/single/run/ready.json" 30
@@ -340,7 +341,8 @@ EOF
   (cd "$work" && sipp 127.0.0.1:25460 -sf "$repo/bench/sip/reg_auth.xml" -inf "$work/callee.csv" \
     -i 127.0.0.1 -p 25495 -m 1 -nostdin -timeout 10s >"$work/callee-reg.log" 2>&1) ||
     { echo "bench: the callee did not register" >&2; exit 1; }
-  # Caller k of K takes every K-th extension from 20003 on (20002 stays unused).
+  # Caller k of K takes every K-th extension from 20003 on (20002 stays unused); its
+  # media port is 26000 + 4k (sipp also binds the port 2 above for video).
   for ((k = 0; k < callers; k++)); do
     { echo SEQUENTIAL; tail -n +4 "$work/users.csv" | awk -v k=$k -v K="$callers" 'NR % K == k'; } \
       >"$work/callers-$k.csv"
@@ -348,7 +350,6 @@ EOF
   rt=()
   ((realtime > 0)) && rt=(chrt -r "$realtime")
   hold_ms=$((plays * 7100))
-  media_lines=()
   for n in $concurrent; do
     d="$work/media-$n"
     mkdir -p "$d"
@@ -367,7 +368,7 @@ EOF
       m=$(((n + k) / callers))  # the K shares add up to n
       (cd "$d" && exec "${rt[@]}" sipp 127.0.0.1:25460 -sf "$work/media_uac.xml" \
         -inf "$work/callers-$k.csv" -s 20001 -d 3000 -i 127.0.0.1 -p $((25090 + k)) \
-        -mi 127.0.0.2 -mp $((26000 + 2 * k)) -r "$(python3 -c "print($media_rate / $callers)")" \
+        -mi 127.0.0.2 -mp $((26000 + 4 * k)) -r "$(python3 -c "print($media_rate / $callers)")" \
         -l "$m" -m "$m" -recv_timeout 10000 -timeout "${limit}s" -nostdin -trace_stat \
         -stf "uac-$k.csv" >"uac-$k.log" 2>&1) &
       uac_pids+=($!)
