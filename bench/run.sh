@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks that drive real processes with outside tools.
 #   bench/run.sh sip [--users N] [--seconds S] [--rates "R1 R2 ..."] [--call-rates "R1 ..."]
-#                    [--only single|pair|kamailio|calls]
+#                    [--concurrent "N1 N2 ..."] [--plays P] [--media-rate R] [--callers K]
+#                    [--realtime P]
+#                    [--only single|pair|kamailio|calls|media]
 #     REGISTER with digest auth from sipp (bench/sip/reg_auth.xml, credentials from an
 #     injection file) against one pbxd, a pbxd pair (active + standby + witness, bindings
 #     committed kReplicated) and Kamailio (bench/sip/kamailio.cfg, auth_db over db_text).
@@ -14,18 +16,35 @@
 #     with digest auth, 200, ACK, 100 ms, BYE) to a sipp callee (call_uas.xml); peak clean
 #     calls/s and the INVITE-to-200 time at half of it. Kamailio relays no media and is no
 #     B2BUA, so calls have no Kamailio column.
+#     media (only with --only media): N concurrent calls carrying G.711 both ways through
+#     the relay of one pbxd. Caller and callee (call_uac.xml, call_uas.xml with
+#     sip/play_g711a.xml repeated P times after the ACK) each play sip-tester's g711a.pcap
+#     (236 packets, 7.05 s) P times; calls start at R/s. Loss = 1 - packets the relay
+#     forwarded (GET /api/v1/calls, before and after) / packets played (calls x P x 236 x
+#     2), and / packets that reached the relay's ports (an nftables counter in the run's
+#     network namespace); also the relay's dropped count and pbxd's CPU while all N calls
+#     were up. A step is valid when no call failed. Runs in a network namespace of its
+#     own (unshare, nftables). --callers K: the calls split over K caller sipp processes.
+#     --realtime P: pbxd's [node] realtime_priority and the sipp processes under SCHED_RR
+#     priority P (chrt), ahead of whatever else the machine runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 bin=${PBX_BENCH_BUILD:-build/release}
 
-usage() { sed -n '2,16p' "$0"; exit 2; }
+usage() { sed -n '2,23p' "$0"; exit 2; }
 [[ "${1:-}" == "sip" ]] || usage
 shift
+args=("$@")
 users=1000
 seconds=8
 rates="500 1000 1500 2000 3000 4000 5000 6000 8000 10000 12000"
 call_rates="50 100 200 300 400 500 600 800 1000"
+concurrent="250 500 750 1000"
+plays=3
+media_rate=100
+realtime=0
+callers=1
 only=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -33,6 +52,11 @@ while [[ $# -gt 0 ]]; do
     --seconds) seconds=$2; shift 2 ;;
     --rates) rates=$2; shift 2 ;;
     --call-rates) call_rates=$2; shift 2 ;;
+    --concurrent) concurrent=$2; shift 2 ;;
+    --plays) plays=$2; shift 2 ;;
+    --media-rate) media_rate=$2; shift 2 ;;
+    --realtime) realtime=$2; shift 2 ;;
+    --callers) callers=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     *) usage ;;
   esac
@@ -44,6 +68,34 @@ need() {  # command, package
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2"
 }
 need sipp sip-tester
+if [[ "$only" == media ]]; then
+  # One caller per call, plus the callee's own extension.
+  for n in $concurrent; do ((users = users > n + 1 ? users : n + 1)); done
+  # sipp 3.6 plays a pcap through a raw UDP socket per play, bound to its media address
+  # and without a filter, so the kernel hands each such socket a copy of every UDP packet
+  # to that address: with N calls, 2N sockets take copies of 67N packets/s. So the run
+  # has a network namespace of its own in which what arrives for sipp's media addresses
+  # (127.0.0.2 caller, 127.0.0.3 callee; pbxd and SIP stay on 127.0.0.1) is dropped at
+  # prerouting, before any socket. Two counters there say what reached the relay's ports
+  # (to_relay) and what the relay sent on (from_relay).
+  need nft nftables
+  if [[ -z "${PBX_BENCH_NETNS:-}" ]]; then
+    exec env PBX_BENCH_NETNS=1 unshare --net -- "$0" sip "${args[@]}"
+  fi
+  ip link set lo up
+  nft -f - <<'EOF'
+table ip bench {
+  counter to_relay {}
+  counter from_relay {}
+  chain prerouting {
+    type filter hook prerouting priority raw; policy accept;
+    ip daddr 127.0.0.1 udp dport 10000-20001 counter name "to_relay"
+    ip daddr 127.0.0.2/31 meta l4proto udp counter name "from_relay" drop
+    ip daddr 127.0.0.2/31 drop
+  }
+}
+EOF
+fi
 need kamailio kamailio
 need curl curl
 
@@ -105,7 +157,7 @@ wait_file() {  # path, seconds
 
 # pbxd challenges with MD5 alone, as Kamailio does: sipp 3.6 knows no SHA-256 and gives up
 # on a 401 whose first challenge is one.
-start_pbxd() {  # name, sip port, extra config
+start_pbxd() {  # name, sip port, extra config (after the [node] table: $node_extra)
   local d="$work/$1"
   mkdir -p "$d"
   cat >"$d/pbx.toml" <<EOF
@@ -113,6 +165,7 @@ start_pbxd() {  # name, sip port, extra config
 name = "$1"
 data_dir = "$d/data"
 run_dir = "$d/run"
+${node_extra:-}
 [api]
 port = 0
 [sip]
@@ -186,6 +239,7 @@ sweep() {  # port, tag[, rates]
 }
 
 declare -A result
+media_lines=()
 if [[ -z "$only" || "$only" == single ]]; then
   start_pbxd single 25060 ""
   wait_file "$work/single/run/ready.json" 30
@@ -254,10 +308,120 @@ if [[ -z "$only" || "$only" == calls ]]; then
   result[calls]=$(sweep 25360 calls "$call_rates")
 fi
 
+# Concurrent calls with RTP both ways through one pbxd's relay.
+if [[ "$only" == media ]]; then
+  node_extra="realtime_priority = $realtime" start_pbxd media 25460 ""
+  media_pid=${pids[-1]}
+  wait_file "$work/media/run/ready.json" 30
+  wait_file "$work/media/run/admin.token" 30
+  provision "$work/media/run"
+  api_port=$(json_field "$work/media/run/ready.json" api)
+  api_token=$(cat "$work/media/run/admin.token")
+  # "packets dropped relays" of the relay (GET /api/v1/calls).
+  relay_counters() {
+    curl -sk -H "Authorization: Bearer $api_token" "https://127.0.0.1:$api_port/api/v1/calls" |
+      python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["relay"]["packets"], r["relay"]["dropped"], r["relays"])'
+  }
+  # Packets through the namespace's counter `name` so far.
+  nft_packets() { nft list counter ip bench "$1" | grep -o 'packets [0-9]*' | cut -d' ' -f2; }
+  cpu_ticks() { awk '{print $14 + $15}' "/proc/$media_pid/stat"; }
+  # The scenarios with the plays put in at their "media:" comment.
+  with_media() {  # scenario file, output file
+    python3 - "$repo/bench/sip/$1" "$repo/bench/sip/play_g711a.xml" "$plays" >"$work/$2" <<'EOF'
+import sys
+scenario, fragment, plays = open(sys.argv[1]).read(), open(sys.argv[2]).read(), int(sys.argv[3])
+marker = scenario.index("<!-- media:")
+end = scenario.index("-->", marker) + 3
+print(scenario[:marker] + fragment * plays + scenario[end:], end="")
+EOF
+  }
+  with_media call_uac.xml media_uac.xml
+  with_media call_uas.xml media_uas.xml
+  head -2 "$work/users.csv" >"$work/callee.csv"
+  (cd "$work" && sipp 127.0.0.1:25460 -sf "$repo/bench/sip/reg_auth.xml" -inf "$work/callee.csv" \
+    -i 127.0.0.1 -p 25495 -m 1 -nostdin -timeout 10s >"$work/callee-reg.log" 2>&1) ||
+    { echo "bench: the callee did not register" >&2; exit 1; }
+  # Caller k of K takes every K-th extension from 20003 on (20002 stays unused); its
+  # media port is 26000 + 4k (sipp also binds the port 2 above for video).
+  for ((k = 0; k < callers; k++)); do
+    { echo SEQUENTIAL; tail -n +4 "$work/users.csv" | awk -v k=$k -v K="$callers" 'NR % K == k'; } \
+      >"$work/callers-$k.csv"
+  done
+  rt=()
+  ((realtime > 0)) && rt=(chrt -r "$realtime")
+  hold_ms=$((plays * 7100))
+  for n in $concurrent; do
+    d="$work/media-$n"
+    mkdir -p "$d"
+    read -r p0 dr0 _ <<<"$(relay_counters)"
+    in0=$(nft_packets to_relay) out0=$(nft_packets from_relay)
+    limit=$((hold_ms / 1000 + n / media_rate + 60))
+    # The callee answers the calls; each caller ends each call 3 s after its last play
+    # (the callee's plays start one ACK later and must be over before the BYE).
+    (cd "$d" && exec "${rt[@]}" sipp 127.0.0.1:25460 -sf "$work/media_uas.xml" -i 127.0.0.1 \
+      -p 25495 -mi 127.0.0.3 -mp 27000 -m "$n" -nostdin -timeout "${limit}s" -trace_stat \
+      -stf uas.csv >uas.log 2>&1) &
+    uas_pid=$!
+    sleep 0.5
+    uac_pids=()
+    for ((k = 0; k < callers; k++)); do
+      m=$(((n + k) / callers))  # the K shares add up to n
+      (cd "$d" && exec "${rt[@]}" sipp 127.0.0.1:25460 -sf "$work/media_uac.xml" \
+        -inf "$work/callers-$k.csv" -s 20001 -d 3000 -i 127.0.0.1 -p $((25090 + k)) \
+        -mi 127.0.0.2 -mp $((26000 + 4 * k)) -r "$(python3 -c "print($media_rate / $callers)")" \
+        -l "$m" -m "$m" -recv_timeout 10000 -timeout "${limit}s" -nostdin -trace_stat \
+        -stf "uac-$k.csv" >"uac-$k.log" 2>&1) &
+      uac_pids+=($!)
+    done
+    # pbxd's CPU while all n calls are up: from 1 s after the last call started until
+    # about 1 s before the first one ends.
+    ramp_ms=$((n * 1000 / media_rate + 1000))
+    window_s=$(((hold_ms - 2000) / 1000))
+    cpu=- up=-
+    if ((window_s >= 1)); then
+      sleep "$((ramp_ms / 1000)).$(printf %03d $((ramp_ms % 1000)))"
+      t0=$(cpu_ticks)
+      read -r _ _ up <<<"$(relay_counters)"
+      sleep "$window_s"
+      t1=$(cpu_ticks)
+      cpu=$(((t1 - t0) * 100 / $(getconf CLK_TCK) / window_s))
+    fi
+    for p in "${uac_pids[@]}"; do wait "$p" || true; done
+    # The callee waits for n calls; after failed ones it would wait for ever.
+    sleep 3
+    kill -INT "$uas_pid" 2>/dev/null || true
+    wait "$uas_pid" || true
+    sleep 0.5  # the last packets through the relay
+    read -r p1 dr1 _ <<<"$(relay_counters)"
+    in1=$(nft_packets to_relay) out1=$(nft_packets from_relay)
+    line=$(python3 - "$d" "$n" "$plays" $((p1 - p0)) $((dr1 - dr0)) $((in1 - in0)) \
+      $((out1 - out0)) "$cpu" "$up" <<'EOF'
+import csv, glob, sys
+d, n, plays, relayed, dropped, arrived, out, cpu, up = sys.argv[1:]
+relayed, arrived = int(relayed), int(arrived)
+def last(f):
+    return list(csv.DictReader(open(f), delimiter=";"))[-1]
+uacs, uas = [last(f) for f in glob.glob(f"{d}/uac-*.csv")], last(f"{d}/uas.csv")
+ok = sum(int(u["SuccessfulCall(C)"]) for u in uacs)
+failed = sum(int(u["FailedCall(C)"]) for u in uacs) + int(uas["FailedCall(C)"])
+played = ok * int(plays) * 236 * 2  # what the plays hold
+pct = lambda a, b: f"{100.0 * (1 - a / b):.3f}" if b else "nan"
+# Loss: of what sipp played, and of what reached the relay (sipp's own shortfall apart).
+print(n, up, ok, failed, played, arrived, relayed, out, dropped, pct(relayed, played),
+      pct(relayed, arrived), cpu)
+EOF
+)
+    echo "  media $line" >&2
+    media_lines+=("$line")
+  done
+fi
+
 kpeak=$(cut -d' ' -f1 <<<"${result[kamailio]:-0 - -}")
-echo
-echo "| target | peak clean REGISTER/s | ratio to Kamailio | p50 / p99 ms at half peak |"
-echo "| --- | --- | --- | --- |"
+if [[ -n "${result[single]:-}${result[pair]:-}${result[kamailio]:-}" ]]; then
+  echo
+  echo "| target | peak clean REGISTER/s | ratio to Kamailio | p50 / p99 ms at half peak |"
+  echo "| --- | --- | --- | --- |"
+fi
 for t in single pair kamailio; do
   [[ -n "${result[$t]:-}" ]] || continue
   read -r peak p50 p99 <<<"${result[$t]}"
@@ -270,4 +434,10 @@ if [[ -n "${result[calls]:-}" ]]; then
   echo "| target | peak clean calls/s (auth, 200, ACK, BYE) | INVITE-to-200 p50 / p99 ms at half peak |"
   echo "| --- | --- | --- |"
   echo "| pbxd single | $peak | $p50 / $p99 |"
+fi
+if [[ ${#media_lines[@]} -gt 0 ]]; then
+  echo
+  echo "| calls | relays up | calls ok | failed | packets played | reached relay | relayed (API) | relayed (nft) | relay dropped | loss % of played | loss % of reached | pbxd CPU % (all up) |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+  for l in "${media_lines[@]}"; do echo "| ${l// / | } |"; done
 fi

@@ -63,7 +63,9 @@ class SipServiceImpl : public SipService {
     return n;
   }
 
-  size_t relay_count() const override { return relay_ ? relay_->Totals().relays : 0; }
+  media::RelayTotals relay_totals() const override {
+    return relay_ ? relay_->Totals() : media::RelayTotals{};
+  }
 
   SipPorts ports() const override {
     BoundPorts p = stack_->ports();

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "media/rtp/relay.h"
 #include "node/core/status.h"
 #include "replication/store/state_store.h"
 
@@ -73,8 +74,9 @@ class SipService {
   // a takeover, a switchover, or a restart). Returns how many; thread-safe, blocks until
   // the signalling thread is done.
   virtual size_t AdoptCalls() = 0;
-  // Relays allocated now (0 when no call is up). Thread-safe.
-  virtual size_t relay_count() const = 0;
+  // The media relay's counters: relays allocated now, and packets relayed and dropped since
+  // the service started (all zero when no relay exists). Thread-safe.
+  virtual media::RelayTotals relay_totals() const = 0;
   // Stops the signalling and committer threads. Idempotent.
   virtual void Stop() = 0;
 };

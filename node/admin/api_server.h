@@ -59,10 +59,10 @@ struct ClusterOps {
   std::function<Status(bool on, bool force)> maintenance;
 };
 
-// What GET /api/v1/calls shows: the SIP service's calls and its relay count.
+// What GET /api/v1/calls shows: the SIP service's calls and its media relay's counters.
 struct CallsSnapshot {
   std::vector<sip::CallSummary> calls;
-  size_t relays = 0;
+  media::RelayTotals relay;
 };
 
 struct ApiOptions {

@@ -81,7 +81,13 @@ void ListCalls(const RouteContext& ctx, const Request&, Response& res) {
                         {"answer_unix", c.answer_unix},
                         {"rtp_ports", {c.a_port, c.b_port}}});
   }
-  SendJson(res, 200, json{{"calls", std::move(list)}, {"relays", snap.relays}});
+  // Counters since pbxd started, both directions together: what a load test reads before
+  // and after to compute loss (bench/run.sh sip --only media).
+  json relay{{"packets", snap.relay.packets},
+             {"bytes", snap.relay.bytes},
+             {"dropped", snap.relay.dropped}};
+  SendJson(res, 200,
+           json{{"calls", std::move(list)}, {"relays", snap.relay.relays}, {"relay", relay}});
 }
 
 // A CDR search from the query string (routes.h). `own` is the extension whose calls an

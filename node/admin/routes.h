@@ -85,7 +85,8 @@ void AddTrunkRoutes(httplib::Server& server, const RouteContext& ctx);
 //   GET|PUT /api/v1/routing-settings   {block_anonymous, office_pause, office_pause_destination}
 void AddRoutingRoutes(httplib::Server& server, const RouteContext& ctx);
 // calls_api.cc:
-//   GET /api/v1/calls   admin, operator, api   {calls: [...], relays: N}
+//   GET /api/v1/calls   admin, operator, api   {calls: [...], relays: N (allocated now),
+//                       relay: {packets, bytes, dropped} (RTP and RTCP since start)}
 //   GET /api/v1/cdr     admin, operator, api   ?from=&to= (unix s, start time), caller=,
 //                       callee=, type=internal|inbound|outbound, status=answered|no_answer|
 //                       busy|failed|cancelled, offset= (0-), limit= (1-10000, 100),

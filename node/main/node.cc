@@ -228,7 +228,7 @@ class NodeImpl : public Node {
       std::lock_guard<std::mutex> lock(sip_mu_);  // SIP starts after, and stops before, the API
       if (sip_) {
         snap.calls = sip_->Calls();
-        snap.relays = sip_->relay_count();
+        snap.relay = sip_->relay_totals();
       }
       return snap;
     };

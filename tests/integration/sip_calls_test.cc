@@ -1,6 +1,8 @@
 // Calls between extensions as phones see them: a real pbxd on loopback, two or three small
 // UDP user agents (tests/support/sip_test_ua.h) that register, call and answer, and pbxctl
 // for what an admin sees (calls in progress, CDRs, the relay count back at 0).
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -8,9 +10,12 @@
 #include <random>
 #include <thread>
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <nlohmann/json.hpp>
+#include <sys/socket.h>
 
 #include "tests/integration/pbxd_fixture.h"
 #include "tests/integration/sip_phone.h"
@@ -29,6 +34,43 @@ using test::SipTestUa;
 using namespace std::chrono_literals;
 
 constexpr char kPassword[] = "Call5-pw";
+
+// A UDP socket bound to ip:port, standing in for a phone's RTP port.
+class UdpSocket {
+ public:
+  UdpSocket(const std::string& ip, uint16_t port) {
+    fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a = Address(ip, port);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0) << ip << ":" << port;
+    timeval tv{2, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  }
+  ~UdpSocket() { close(fd_); }
+  UdpSocket(const UdpSocket&) = delete;
+  UdpSocket& operator=(const UdpSocket&) = delete;
+
+  void SendTo(const std::string& ip, uint16_t port, const std::string& data) {
+    sockaddr_in a = Address(ip, port);
+    EXPECT_EQ(sendto(fd_, data.data(), data.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof(a)),
+              static_cast<ssize_t>(data.size()));
+  }
+  // The next datagram, or "" after 2 s.
+  std::string Receive() {
+    char buf[2048];
+    ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+    return n > 0 ? std::string(buf, n) : std::string();
+  }
+
+ private:
+  static sockaddr_in Address(const std::string& ip, uint16_t port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+    return a;
+  }
+  int fd_ = -1;
+};
 
 class SipCallsTest : public testing::Test {
  protected:
@@ -61,6 +103,7 @@ class SipCallsTest : public testing::Test {
   }
 
   int Relays() { return PbxctlJson({"calls"})["relays"].get<int>(); }
+  json RelayCounters() { return PbxctlJson({"calls"})["relay"]; }
 
   // The CDRs, waiting until there are `n` (they are written asynchronously).
   json Cdrs(size_t n) {
@@ -120,6 +163,22 @@ TEST_F(SipCallsTest, AnsweredCallHungUpByCallerWritesCdr) {
   ASSERT_EQ(calls["calls"].size(), 1u) << calls.dump();
   EXPECT_EQ(calls["calls"][0]["state"], "talking");
   EXPECT_EQ(calls["relays"], 1);
+
+  // RTP through the relay moves the counters GET /api/v1/calls shows: Alice's three packets
+  // from the address of her SDP reach Bob's; one from elsewhere is dropped.
+  json before = RelayCounters();
+  const uint16_t a_port = calls["calls"][0]["rtp_ports"][0].get<uint16_t>();
+  UdpSocket bob_rtp("127.0.0.12", 9078), alice_rtp("127.0.0.11", 7078), other("127.0.0.13", 7078);
+  for (int i = 0; i < 3; ++i) alice_rtp.SendTo("127.0.0.1", a_port, "rtp-packet");
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(bob_rtp.Receive(), "rtp-packet");
+  other.SendTo("127.0.0.1", a_port, "intruder");
+  json after;
+  EXPECT_TRUE(test::WaitFor([&] {
+    after = RelayCounters();
+    return after["dropped"].get<uint64_t>() == before["dropped"].get<uint64_t>() + 1;
+  }));
+  EXPECT_EQ(after["packets"].get<uint64_t>(), before["packets"].get<uint64_t>() + 3) << after;
+  EXPECT_EQ(after["bytes"].get<uint64_t>(), before["bytes"].get<uint64_t>() + 30) << after;
   std::this_thread::sleep_for(1100ms);  // a billable second
 
   alice->ua->SendRaw(alice->InDialog("BYE", ++alice->cseq));
