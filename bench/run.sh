@@ -24,7 +24,8 @@
 #     2), and / packets that reached the relay's ports (an nftables counter in the run's
 #     network namespace); also the relay's dropped count and pbxd's CPU while all N calls
 #     were up. A step is valid when no call failed. Runs in a network namespace of its
-#     own (unshare, nftables). --callers K: the calls split over K caller sipp processes.
+#     own (unshare, nftables). --callers K: the calls split over K caller sipp processes,
+#     each calling its own callee sipp process (one extension each).
 #     --realtime P: pbxd's [node] realtime_priority and the sipp processes under SCHED_RR
 #     priority P (chrt), ahead of whatever else the machine runs.
 set -euo pipefail
@@ -69,8 +70,8 @@ need() {  # command, package
 }
 need sipp sip-tester
 if [[ "$only" == media ]]; then
-  # One caller per call, plus the callee's own extension.
-  for n in $concurrent; do ((users = users > n + 1 ? users : n + 1)); done
+  # One caller per call, plus one callee extension per caller process.
+  for n in $concurrent; do ((users = users > n + callers ? users : n + callers)); done
   # sipp 3.6 plays a pcap through a raw UDP socket per play, bound to its media address
   # and without a filter, so the kernel hands each such socket a copy of every UDP packet
   # to that address: with N calls, 2N sockets take copies of 67N packets/s. So the run
@@ -337,15 +338,19 @@ EOF
   }
   with_media call_uac.xml media_uac.xml
   with_media call_uas.xml media_uas.xml
-  head -2 "$work/users.csv" >"$work/callee.csv"
-  (cd "$work" && sipp 127.0.0.1:25460 -sf "$repo/bench/sip/reg_auth.xml" -inf "$work/callee.csv" \
-    -i 127.0.0.1 -p 25495 -m 1 -nostdin -timeout 10s >"$work/callee-reg.log" 2>&1) ||
-    { echo "bench: the callee did not register" >&2; exit 1; }
-  # Caller k of K takes every K-th extension from 20003 on (20002 stays unused); its
-  # media port is 26000 + 4k (sipp also binds the port 2 above for video).
+  # Caller process k of K calls its own callee process, extension 20001 + k, which
+  # registers from the SIP port its sipp UAS then answers on, 25500 + 2k. The callers take
+  # every K-th extension after the callees'. Media ports: 26000 + 4k for caller k, 27000 +
+  # 4k for callee k (sipp also binds the port 2 above for video). One callee sipp answering
+  # every call falls behind near 500 calls (its plays alone take most of a core).
   for ((k = 0; k < callers; k++)); do
-    { echo SEQUENTIAL; tail -n +4 "$work/users.csv" | awk -v k=$k -v K="$callers" 'NR % K == k'; } \
-      >"$work/callers-$k.csv"
+    { echo SEQUENTIAL; sed -n "$((k + 2))p" "$work/users.csv"; } >"$work/callee-$k.csv"
+    (cd "$work" && sipp 127.0.0.1:25460 -sf "$repo/bench/sip/reg_auth.xml" \
+      -inf "$work/callee-$k.csv" -i 127.0.0.1 -p $((25500 + 2 * k)) -m 1 -nostdin -timeout 10s \
+      >"$work/callee-reg-$k.log" 2>&1) ||
+      { echo "bench: callee $k did not register" >&2; exit 1; }
+    { echo SEQUENTIAL; tail -n +$((callers + 2)) "$work/users.csv" |
+      awk -v k=$k -v K="$callers" 'NR % K == k'; } >"$work/callers-$k.csv"
   done
   rt=()
   ((realtime > 0)) && rt=(chrt -r "$realtime")
@@ -356,18 +361,22 @@ EOF
     read -r p0 dr0 _ <<<"$(relay_counters)"
     in0=$(nft_packets to_relay) out0=$(nft_packets from_relay)
     limit=$((hold_ms / 1000 + n / media_rate + 60))
-    # The callee answers the calls; each caller ends each call 3 s after its last play
+    # The callees answer the calls; each caller ends each call 3 s after its last play
     # (the callee's plays start one ACK later and must be over before the BYE).
-    (cd "$d" && exec "${rt[@]}" sipp 127.0.0.1:25460 -sf "$work/media_uas.xml" -i 127.0.0.1 \
-      -p 25495 -mi 127.0.0.3 -mp 27000 -m "$n" -nostdin -timeout "${limit}s" -trace_stat \
-      -stf uas.csv >uas.log 2>&1) &
-    uas_pid=$!
+    uas_pids=()
+    for ((k = 0; k < callers; k++)); do
+      m=$(((n + k) / callers))  # the K shares add up to n
+      (cd "$d" && exec "${rt[@]}" sipp 127.0.0.1:25460 -sf "$work/media_uas.xml" -i 127.0.0.1 \
+        -p $((25500 + 2 * k)) -mi 127.0.0.3 -mp $((27000 + 4 * k)) -m "$m" -nostdin \
+        -timeout "${limit}s" -trace_stat -stf "uas-$k.csv" >"uas-$k.log" 2>&1) &
+      uas_pids+=($!)
+    done
     sleep 0.5
     uac_pids=()
     for ((k = 0; k < callers; k++)); do
-      m=$(((n + k) / callers))  # the K shares add up to n
+      m=$(((n + k) / callers))
       (cd "$d" && exec "${rt[@]}" sipp 127.0.0.1:25460 -sf "$work/media_uac.xml" \
-        -inf "$work/callers-$k.csv" -s 20001 -d 3000 -i 127.0.0.1 -p $((25090 + k)) \
+        -inf "$work/callers-$k.csv" -s $((20001 + k)) -d 3000 -i 127.0.0.1 -p $((25090 + k)) \
         -mi 127.0.0.2 -mp $((26000 + 4 * k)) -r "$(python3 -c "print($media_rate / $callers)")" \
         -l "$m" -m "$m" -recv_timeout 10000 -timeout "${limit}s" -nostdin -trace_stat \
         -stf "uac-$k.csv" >"uac-$k.log" 2>&1) &
@@ -387,10 +396,10 @@ EOF
       cpu=$(((t1 - t0) * 100 / $(getconf CLK_TCK) / window_s))
     fi
     for p in "${uac_pids[@]}"; do wait "$p" || true; done
-    # The callee waits for n calls; after failed ones it would wait for ever.
+    # A callee waits for its m calls; after failed ones it would wait for ever.
     sleep 3
-    kill -INT "$uas_pid" 2>/dev/null || true
-    wait "$uas_pid" || true
+    for p in "${uas_pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+    for p in "${uas_pids[@]}"; do wait "$p" || true; done
     sleep 0.5  # the last packets through the relay
     read -r p1 dr1 _ <<<"$(relay_counters)"
     in1=$(nft_packets to_relay) out1=$(nft_packets from_relay)
@@ -401,9 +410,9 @@ d, n, plays, relayed, dropped, arrived, out, cpu, up = sys.argv[1:]
 relayed, arrived = int(relayed), int(arrived)
 def last(f):
     return list(csv.DictReader(open(f), delimiter=";"))[-1]
-uacs, uas = [last(f) for f in glob.glob(f"{d}/uac-*.csv")], last(f"{d}/uas.csv")
+uacs, uass = [[last(f) for f in glob.glob(f"{d}/{kind}-*.csv")] for kind in ("uac", "uas")]
 ok = sum(int(u["SuccessfulCall(C)"]) for u in uacs)
-failed = sum(int(u["FailedCall(C)"]) for u in uacs) + int(uas["FailedCall(C)"])
+failed = sum(int(u["FailedCall(C)"]) for u in uacs + uass)
 played = ok * int(plays) * 236 * 2  # what the plays hold
 pct = lambda a, b: f"{100.0 * (1 - a / b):.3f}" if b else "nan"
 # Loss: of what sipp played, and of what reached the relay (sipp's own shortfall apart).
