@@ -8,10 +8,15 @@
 // send time, so loss and one-way delay are counted per packet.
 //
 //   pbx_media_bench [--quick] [--calls 250,500,...] [--seconds S] [--workers W]
-//                   [--gen-threads G] [--ports MIN-MAX]
+//                   [--gen-threads G] [--ports MIN-MAX] [--relay-ports FILE]
 //
 // Without --calls it steps up the call count and stops after the first step with
 // >= 0.1 % loss. --quick: 50 calls for 1 s, fails above 1 % loss (the ctest smoke run).
+// --relay-ports FILE: no relay in this process; the calls are the ones a running pbxd set
+// up through SIP, one "A_PORT B_PORT" line each (the relay's ports on 127.0.0.1, from GET
+// /api/v1/calls; bench/run.sh sip --media-source generator writes it). The generator's
+// first packet on each port latches it (symmetric RTP), so a latching pass goes first and
+// is not counted. The relay's CPU is then pbxd's, measured by the caller.
 #include <poll.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,8 +24,11 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -125,6 +133,23 @@ class Generator {
     for (int fd : fd_) close(fd);
   }
   uint16_t port(int side) const { return port_[side]; }
+
+  // One packet per call and side, so that an external relay latches this generator's
+  // sockets as its peers before anything is counted.
+  void Latch() {
+    for (SimCall* c : calls_) {
+      for (int side = 0; side < 2; ++side) Queue(side, *c);
+    }
+    Flush(0);
+    Flush(1);
+  }
+
+  // Reads and forgets what arrived, and starts counting from zero.
+  void ResetCounts() {
+    ReceiveUntil(NowNs());
+    for (SimCall* c : calls_) *c = SimCall{.index = c->index, .to = {c->to[0], c->to[1]}};
+    delays_ = Delays{};
+  }
 
   // Sends until `stop_ns`, then reads for `drain_ms` more.
   void Run(int64_t stop_ns, int drain_ms) {
@@ -267,7 +292,71 @@ struct Options {
   int gen_threads = 1;
   uint16_t port_min = 20000, port_max = 31999;
   bool quick = false;
+  std::vector<pbx::media::RelayPorts> external;  // --relay-ports: pbxd's calls
 };
+
+sockaddr_in Loopback(uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  return a;
+}
+
+// Generators for `calls`, each owning every G-th call.
+std::vector<std::unique_ptr<Generator>> MakeGenerators(std::vector<SimCall>& calls, int g_count) {
+  std::vector<std::unique_ptr<Generator>> gens;
+  for (int g = 0; g < g_count; ++g) {
+    std::vector<SimCall*> mine;
+    for (size_t i = g; i < calls.size(); i += g_count) mine.push_back(&calls[i]);
+    gens.push_back(std::make_unique<Generator>(std::move(mine)));
+  }
+  return gens;
+}
+
+// Sends on schedule for `seconds` and sums up what every generator counted.
+void RunGenerators(std::vector<std::unique_ptr<Generator>>& gens, const std::vector<SimCall>& calls,
+                   double seconds, StepResult* r) {
+  int64_t t0 = NowNs();
+  int64_t stop = t0 + static_cast<int64_t>(seconds * 1e9);
+  std::vector<std::thread> threads;
+  for (auto& g : gens) threads.emplace_back([&g, stop] { g->Run(stop, kDrainMs); });
+  // Sending ends when the schedule does; a late generator ends later.
+  for (auto& t : threads) t.join();
+  r->seconds = (NowNs() - t0) / 1e9;  // sending time plus the drain
+  r->calls = static_cast<int>(calls.size());
+  Delays all;
+  for (auto& g : gens) {
+    r->gen_cpu += g->cpu_seconds();
+    r->late_ms = std::max(r->late_ms, g->max_late_ns() / 1e6);
+    r->send_errors += g->send_errors();
+    all.Merge(g->delays());
+  }
+  for (const auto& c : calls) {
+    r->sent += c.sent[0] + c.sent[1];
+    r->received += c.received[0] + c.received[1];
+  }
+  r->p50_us = all.PercentileUs(0.5);
+  r->p99_us = all.PercentileUs(0.99);
+}
+
+// The calls pbxd set up: its relay's ports, latched by a first pass, then `seconds` of
+// media. The relay's CPU and drops are pbxd's (NaN and 0 here).
+bool RunExternalStep(const Options& o, int n, StepResult* r) {
+  std::vector<SimCall> calls(n);
+  for (int i = 0; i < n; ++i) {
+    calls[i].index = static_cast<uint32_t>(i);
+    calls[i].to[0] = Loopback(o.external[i].a_port);
+    calls[i].to[1] = Loopback(o.external[i].b_port);
+  }
+  auto gens = MakeGenerators(calls, o.gen_threads);
+  for (auto& g : gens) g->Latch();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  for (auto& g : gens) g->ResetCounts();
+  RunGenerators(gens, calls, o.seconds, r);
+  r->relay_cpu = std::nan("");
+  return true;
+}
 
 bool RunStep(const Options& o, int n, StepResult* r) {
   pbx::media::RelayConfig cfg;
@@ -297,51 +386,26 @@ bool RunStep(const Options& o, int n, StepResult* r) {
       calls[i].to[s].sin_port = htons(port[s]);
     }
   }
-  std::vector<std::unique_ptr<Generator>> gens;
-  for (int g = 0; g < o.gen_threads; ++g) {
-    std::vector<SimCall*> mine;
-    for (int i = g; i < n; i += o.gen_threads) mine.push_back(&calls[i]);
-    gens.push_back(std::make_unique<Generator>(std::move(mine)));
-    for (int i = g; i < n; i += o.gen_threads) {
-      for (int s = 0; s < 2; ++s) {
-        auto side = s == 0 ? pbx::media::Side::kA : pbx::media::Side::kB;
-        auto st = (*relay)->SetPeer(ports[i].id, side, "127.0.0.1", gens.back()->port(s));
-        if (!st.ok()) {
-          fmt::print(stderr, "set peer: {}\n", st.ToString());
-          return false;
-        }
+  auto gens = MakeGenerators(calls, o.gen_threads);
+  for (int i = 0; i < n; ++i) {
+    Generator& g = *gens[i % o.gen_threads];
+    for (int s = 0; s < 2; ++s) {
+      auto side = s == 0 ? pbx::media::Side::kA : pbx::media::Side::kB;
+      auto st = (*relay)->SetPeer(ports[i].id, side, "127.0.0.1", g.port(s));
+      if (!st.ok()) {
+        fmt::print(stderr, "set peer: {}\n", st.ToString());
+        return false;
       }
     }
   }
 
   double cpu0 = ProcessCpuSeconds();
   double main0 = CpuSeconds(CLOCK_THREAD_CPUTIME_ID);
-  int64_t t0 = NowNs();
-  int64_t stop = t0 + static_cast<int64_t>(o.seconds * 1e9);
-  std::vector<std::thread> threads;
-  for (auto& g : gens) threads.emplace_back([&g, stop] { g->Run(stop, kDrainMs); });
-  // Sending ends when the schedule does; a late generator ends later.
-  for (auto& t : threads) t.join();
-  r->seconds = (NowNs() - t0) / 1e9;  // sending time plus the drain
+  RunGenerators(gens, calls, o.seconds, r);
   double process_cpu = ProcessCpuSeconds() - cpu0;
   double main_cpu = CpuSeconds(CLOCK_THREAD_CPUTIME_ID) - main0;
-
-  r->calls = n;
-  Delays all;
-  for (auto& g : gens) {
-    r->gen_cpu += g->cpu_seconds();
-    r->late_ms = std::max(r->late_ms, g->max_late_ns() / 1e6);
-    r->send_errors += g->send_errors();
-    all.Merge(g->delays());
-  }
-  for (const auto& c : calls) {
-    r->sent += c.sent[0] + c.sent[1];
-    r->received += c.received[0] + c.received[1];
-  }
   r->relay_cpu = process_cpu - r->gen_cpu - main_cpu;
   r->relay_dropped = (*relay)->Totals().dropped;
-  r->p50_us = all.PercentileUs(0.5);
-  r->p99_us = all.PercentileUs(0.99);
   return true;
 }
 
@@ -370,6 +434,15 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       if (sscanf(next().c_str(), "%u-%u", &lo, &hi) != 2 || lo >= hi || hi > 65535) return false;
       o->port_min = static_cast<uint16_t>(lo);
       o->port_max = static_cast<uint16_t>(hi);
+    } else if (a == "--relay-ports") {
+      std::ifstream in(next());
+      unsigned pa = 0, pb = 0;
+      while (in >> pa >> pb) {
+        if (pa == 0 || pa > 65535 || pb == 0 || pb > 65535) return false;
+        o->external.push_back(
+            {.id = {}, .a_port = static_cast<uint16_t>(pa), .b_port = static_cast<uint16_t>(pb)});
+      }
+      if (o->external.empty()) return false;
     } else {
       return false;
     }
@@ -385,11 +458,14 @@ int main(int argc, char** argv) {
   if (!ParseArgs(argc, argv, &o)) {
     fmt::print(stderr,
                "usage: pbx_media_bench [--quick] [--calls N,N,...] [--seconds S] [--workers W] "
-               "[--gen-threads G] [--ports MIN-MAX]\n");
+               "[--gen-threads G] [--ports MIN-MAX] [--relay-ports FILE]\n");
     return 2;
   }
   bool search = o.calls.empty();
-  if (o.quick) {
+  if (!o.external.empty()) {
+    o.calls = {static_cast<int>(o.external.size())};
+    search = false;
+  } else if (o.quick) {
     if (search) o.calls = {50};
     o.seconds = 1;
     search = false;
@@ -406,7 +482,7 @@ int main(int argc, char** argv) {
   bool failed = false;
   for (int n : o.calls) {
     StepResult r;
-    if (!RunStep(o, n, &r)) return 1;
+    if (!(o.external.empty() ? RunStep(o, n, &r) : RunExternalStep(o, n, &r))) return 1;
     double elapsed = r.seconds - kDrainMs / 1e3;
     double relay_pct = 100.0 * r.relay_cpu / elapsed;  // of one core
     if (getenv("PBX_BENCH_DEBUG"))

@@ -444,17 +444,27 @@ class ClusterControllerImpl final : public ClusterController {
         StartShipper();
         break;
       case Action::Kind::kStopShipper: {
-        std::lock_guard<std::mutex> lock(log_mu_);
-        shipper_.reset();
+        // Stopped outside log_mu_: a stop can wait for a standby that is gone, and the
+        // status API (Snapshot) must not answer with the old role after that wait.
+        decltype(shipper_) stopping;
+        {
+          std::lock_guard<std::mutex> lock(log_mu_);
+          stopping = std::move(shipper_);
+        }
+        stopping.reset();
         break;
       }
       case Action::Kind::kStartReceiver:
         StartReceiver();
         break;
       case Action::Kind::kStopReceiver: {
-        std::lock_guard<std::mutex> lock(log_mu_);
-        if (receiver_ && a.peer_dead) receiver_->Abandon();
-        receiver_.reset();
+        decltype(receiver_) stopping;  // stopped outside log_mu_, as the shipper
+        {
+          std::lock_guard<std::mutex> lock(log_mu_);
+          stopping = std::move(receiver_);
+        }
+        if (stopping && a.peer_dead) stopping->Abandon();
+        stopping.reset();
         break;
       }
       case Action::Kind::kStartServing:
