@@ -105,14 +105,15 @@ class ClusterControllerImpl final : public ClusterController {
  public:
   ClusterControllerImpl(const BootstrapConfig& config, store::ReplicatedDb& db,
                         store::LocalStore& local, WriteGate& gate, ServingHook on_serving,
-                        cluster::RoleConfig role_config)
+                        cluster::RoleConfig role_config, hal::LineSwitch* lines)
       : config_(config),
         cl_(*config.cluster),
         db_(db),
         local_(local),
         gate_(gate),
         on_serving_(std::move(on_serving)),
-        machine_(std::move(role_config)) {}
+        machine_(std::move(role_config)),
+        lines_(lines) {}
 
   ~ClusterControllerImpl() override { Stop(); }
 
@@ -144,6 +145,8 @@ class ClusterControllerImpl final : public ClusterController {
       // A VIP left behind by a crash of this node must not answer while we decide.
       if (Status s = vip_->Release(); !s.ok()) return s;
     }
+    // Lines still switched to this node by a crash, likewise.
+    if (lines_) PBX_TRY(lines_->Release());
     if (witness_) witness_thread_ = std::thread([this] { RunWitness(); });
     thread_ = std::thread([this] { Run(); });
     return Status::Ok();
@@ -170,6 +173,7 @@ class ClusterControllerImpl final : public ClusterController {
     if (vip_) {
       if (Status s = vip_->Release(); !s.ok()) PBX_LOG(kWarn, "cluster", "{}", s.ToString());
     }
+    ReleaseLines();
     if (witness_ && machine_.role() == cluster::Role::kActive) {
       cluster::LeaseRequest r = LeaseRequestFor(0);
       r.release = true;
@@ -432,6 +436,11 @@ class ClusterControllerImpl final : public ClusterController {
             PBX_LOG(kError, "cluster", "cannot take the virtual IP: {}", s.ToString());
           }
         }
+        if (lines_) {
+          if (Status s = lines_->Take(); !s.ok()) {
+            PBX_LOG(kError, "cluster", "cannot take the analog lines: {}", s.ToString());
+          }
+        }
         break;
       case Action::Kind::kReleaseVip:
         if (vip_) {
@@ -439,6 +448,7 @@ class ClusterControllerImpl final : public ClusterController {
             PBX_LOG(kError, "cluster", "cannot release the virtual IP: {}", s.ToString());
           }
         }
+        ReleaseLines();
         break;
       case Action::Kind::kStartShipper:
         StartShipper();
@@ -484,6 +494,13 @@ class ClusterControllerImpl final : public ClusterController {
       case Action::Kind::kRejectAdmin:
         rejected = a.text;
         break;
+    }
+  }
+
+  void ReleaseLines() {
+    if (!lines_) return;
+    if (Status s = lines_->Release(); !s.ok()) {
+      PBX_LOG(kError, "cluster", "cannot release the analog lines: {}", s.ToString());
     }
   }
 
@@ -606,6 +623,7 @@ class ClusterControllerImpl final : public ClusterController {
   std::unique_ptr<cluster::WitnessClient> witness_;
   std::unique_ptr<PingProbe> ping_;
   std::unique_ptr<cluster::VirtualIp> vip_;
+  hal::LineSwitch* const lines_;  // may be null: no analog hardware
 
   mutable std::mutex log_mu_;  // guards shipper_, receiver_ (replaced on the control thread)
   std::unique_ptr<ship::LogShipper> shipper_;
@@ -634,11 +652,9 @@ class ClusterControllerImpl final : public ClusterController {
 
 }  // namespace
 
-Result<std::unique_ptr<ClusterController>> ClusterController::Start(const BootstrapConfig& config,
-                                                                    store::ReplicatedDb& db,
-                                                                    store::LocalStore& local,
-                                                                    WriteGate& gate,
-                                                                    ServingHook on_serving) {
+Result<std::unique_ptr<ClusterController>> ClusterController::Start(
+    const BootstrapConfig& config, store::ReplicatedDb& db, store::LocalStore& local,
+    WriteGate& gate, ServingHook on_serving, hal::LineSwitch* lines) {
   if (!config.cluster) return Status::InvalidArgument("no [cluster] in the bootstrap file");
   const BootstrapConfig::Cluster& cl = *config.cluster;
   cluster::RoleConfig rc;
@@ -656,7 +672,7 @@ Result<std::unique_ptr<ClusterController>> ClusterController::Start(const Bootst
   rc.hb_dead = static_cast<int>(cl.hb_dead);
   PBX_TRY(cluster::RoleMachine::ValidateConfig(rc));
   auto c = std::make_unique<ClusterControllerImpl>(config, db, local, gate, std::move(on_serving),
-                                                   std::move(rc));
+                                                   std::move(rc), lines);
   PBX_TRY(c->Init());
   return std::unique_ptr<ClusterController>(std::move(c));
 }

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "hal/line_switch.h"
 #include "node/admin/api_server.h"
 #include "node/core/status.h"
 #include "node/main/bootstrap_config.h"
@@ -21,7 +22,8 @@ inline constexpr char kWasActiveKey[] = "cluster/was_active";
 
 // One node of a pair: runs the role machine (node/cluster/role.h) on its own control thread
 // (witness calls on a second one, so that a slow witness never delays a heartbeat) and
-// carries out what it decides: heartbeats, witness leases, the virtual IP, the log
+// carries out what it decides: heartbeats, witness leases, the virtual IP (and the analog
+// lines with it), the log
 // shipper (active) or receiver (follower), the epoch, and whether the node's own writes
 // pass the WriteGate.
 // Thread-safe: Status(), Switchover() and Maintenance() may be called from any thread
@@ -33,10 +35,13 @@ class ClusterController {
   // may take seconds; two calls never overlap, and Stop() waits for the last one.
   using ServingHook = std::function<void()>;
 
+  // `lines`: the analog lines' switch, moved with the VIP; nullptr without analog hardware.
+  // It must outlive this object.
   static Result<std::unique_ptr<ClusterController>> Start(const BootstrapConfig& config,
                                                           store::ReplicatedDb& db,
                                                           store::LocalStore& local, WriteGate& gate,
-                                                          ServingHook on_serving);
+                                                          ServingHook on_serving,
+                                                          hal::LineSwitch* lines = nullptr);
   virtual ~ClusterController() = default;
 
   // Fences (closes the gate, releases VIP and lease), stops the log and the heartbeats.

@@ -1,5 +1,6 @@
-// ClusterController's record of "this DB may hold writes the peer never saw" (kWasActiveKey):
-// with real stores on a temp dir, a real WitnessServer on loopback and no peer.
+// ClusterController's record of "this DB may hold writes the peer never saw" (kWasActiveKey),
+// and the analog lines it moves with the VIP: with real stores on a temp dir, a real
+// WitnessServer on loopback and no peer.
 #include "node/main/cluster_controller.h"
 
 #include <unistd.h>
@@ -7,6 +8,10 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -58,9 +63,9 @@ class ClusterControllerTest : public testing::Test {
     return c;
   }
 
-  void StartController(int witness_port) {
+  void StartController(int witness_port, hal::LineSwitch* lines = nullptr) {
     Result<std::unique_ptr<ClusterController>> c =
-        ClusterController::Start(Config(witness_port), *db_, *local_, *gate_, nullptr);
+        ClusterController::Start(Config(witness_port), *db_, *local_, *gate_, nullptr, lines);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     controller_ = std::move(*c);
   }
@@ -88,6 +93,52 @@ class ClusterControllerTest : public testing::Test {
   std::unique_ptr<WriteGate> gate_;
   std::unique_ptr<ClusterController> controller_;  // stopped before the stores go
 };
+
+// Records what the controller asked of the line switch.
+class RecordingLineSwitch final : public hal::LineSwitch {
+ public:
+  Status Take() override { return Record("take"); }
+  Status Release() override { return Record("release"); }
+  std::vector<std::string> calls() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+
+ private:
+  Status Record(const std::string& what) {
+    std::lock_guard<std::mutex> lock(mu_);
+    calls_.push_back(what);
+    return Status::Ok();
+  }
+  mutable std::mutex mu_;
+  std::vector<std::string> calls_;
+};
+
+// The lines move with the VIP: let go at start (a crash may have left them here), taken on
+// promotion, let go again when the node stops.
+TEST_F(ClusterControllerTest, LinesAreReleasedAtStartTakenOnPromotionAndReleasedOnStop) {
+  cluster::WitnessServer::Options wo;
+  wo.lease.startup_hold = 0ms;
+  cluster::WitnessServer witness(wo);
+  ASSERT_TRUE(witness.Start("tcp://127.0.0.1:0").ok());
+  RecordingLineSwitch lines;
+  ASSERT_NO_FATAL_FAILURE(StartController(witness.port(), &lines));
+  ASSERT_TRUE(test::WaitFor([&] { return controller_->role() == "active"; }, 10s))
+      << controller_->role() << ": " << controller_->role_reason();
+  EXPECT_EQ(lines.calls(), (std::vector<std::string>{"release", "take"}));
+  controller_.reset();  // stops it, while `lines` is still there
+  EXPECT_EQ(lines.calls(), (std::vector<std::string>{"release", "take", "release"}));
+}
+
+// A node that cannot promote (no witness answers) never takes the lines.
+TEST_F(ClusterControllerTest, LinesStayWithThePeerWithoutTheWitnessLease) {
+  RecordingLineSwitch lines;
+  ASSERT_NO_FATAL_FAILURE(StartController(0, &lines));
+  std::this_thread::sleep_for(300ms);  // fifteen heartbeat intervals of 20 ms
+  EXPECT_NE(controller_->role(), "active");
+  EXPECT_EQ(lines.calls(), (std::vector<std::string>{"release"}));
+  controller_.reset();
+}
 
 // A crash right after the epoch commit must leave a node that knows it was active: the flag
 // is durable before the new epoch is.
