@@ -5,18 +5,11 @@
 namespace pbx::sip {
 
 Status ForwardingDirectory::Init() {
-  // Subscribe first, then load: a change in between is applied twice, never lost. The table
-  // is one small record per extension, so any change reloads it whole.
-  subscriptions_.push_back(
-      store_.Subscribe(store::Table::kConfig, store::ForwardingRepo::Prefix(),
-                       [this](const store::Change&) { stack_.Post([this] { Reload(); }); }));
+  // One small record per extension: any change reloads the table whole.
+  feed_.Follow(store::Table::kConfig, store::ForwardingRepo::Prefix(),
+               [this](const store::Change&) { Reload(); });
   Reload();
   return Status::Ok();
-}
-
-void ForwardingDirectory::Unsubscribe() {
-  for (auto& s : subscriptions_) s.Reset();
-  subscriptions_.clear();
 }
 
 const store::Forwarding* ForwardingDirectory::Find(const std::string& extension) const {

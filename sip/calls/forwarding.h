@@ -2,11 +2,10 @@
 
 #include <map>
 #include <string>
-#include <vector>
 
 #include "replication/store/repos.h"
 #include "replication/store/state_store.h"
-#include "sip/stack.h"
+#include "sip/store_feed.h"
 
 // The call forward, follow-me and DND settings of every extension (store::Forwarding,
 // config "fwd/"), cached from the store's change feed so that the B2BUA never reads
@@ -16,14 +15,14 @@ namespace pbx::sip {
 
 class ForwardingDirectory {
  public:
-  ForwardingDirectory(Stack& stack, store::StateStore& store) : stack_(stack), store_(store) {}
-  ~ForwardingDirectory() { Unsubscribe(); }
+  ForwardingDirectory(Stack& stack, store::StateStore& store)
+      : store_(store), feed_(stack, store) {}
   ForwardingDirectory(const ForwardingDirectory&) = delete;
   ForwardingDirectory& operator=(const ForwardingDirectory&) = delete;
 
-  // Subscribes to "fwd/", then loads.
+  // Follows "fwd/", then loads.
   Status Init();
-  void Unsubscribe();
+  void Unsubscribe() { feed_.Stop(); }
 
   // The settings of `extension`, or nullptr when it has none.
   const store::Forwarding* Find(const std::string& extension) const;
@@ -31,10 +30,9 @@ class ForwardingDirectory {
  private:
   void Reload();
 
-  Stack& stack_;
   store::StateStore& store_;
+  StoreFeed feed_;
   std::map<std::string, store::Forwarding> settings_;
-  std::vector<store::Subscription> subscriptions_;
 };
 
 }  // namespace pbx::sip

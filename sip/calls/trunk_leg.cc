@@ -52,19 +52,13 @@ std::string Quoted(const std::string& name) {
 }
 
 Status TrunkDirectory::Init() {
-  // Subscribe first, then load: a change in between is applied twice, never lost. Any
-  // change reloads every table: they are small and change rarely.
-  auto post = [this](const store::Change&) { stack_.Post([this] { Reload(); }); };
-  subscriptions_.push_back(
-      store_.Subscribe(store::Table::kConfig, store::TrunkRepo::Prefix(), post));
-  subscriptions_.push_back(store_.Subscribe(store::Table::kConfig, "route/", post));
-  subscriptions_.push_back(store_.Subscribe(store::Table::kConfig, "settings/routing", post));
+  // Any change reloads every table: they are small and change rarely.
+  auto reload = [this](const store::Change&) { Reload(); };
+  feed_.Follow(store::Table::kConfig, store::TrunkRepo::Prefix(), reload);
+  feed_.Follow(store::Table::kConfig, "route/", reload);
+  feed_.Follow(store::Table::kConfig, "settings/routing", reload);
   Reload();
   return Status::Ok();
-}
-
-void TrunkDirectory::Unsubscribe() {
-  for (auto& s : subscriptions_) s.Reset();
 }
 
 void TrunkDirectory::Reload() {

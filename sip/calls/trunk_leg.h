@@ -8,6 +8,7 @@
 #include "replication/store/state_store.h"
 #include "sip/routing/routing.h"
 #include "sip/stack.h"
+#include "sip/store_feed.h"
 
 // What the B2BUA needs to call through trunks (FEATURES.md §4-§5): the trunks and the dial
 // plan as cached tables that follow the store's change feed, which trunk an INVITE came
@@ -17,14 +18,13 @@ namespace pbx::sip {
 
 class TrunkDirectory {
  public:
-  TrunkDirectory(Stack& stack, store::StateStore& store) : stack_(stack), store_(store) {}
-  ~TrunkDirectory() { Unsubscribe(); }
+  TrunkDirectory(Stack& stack, store::StateStore& store) : store_(store), feed_(stack, store) {}
   TrunkDirectory(const TrunkDirectory&) = delete;
   TrunkDirectory& operator=(const TrunkDirectory&) = delete;
 
-  // Subscribes to trunks ("trunk/"), routes ("route/") and "settings/routing", then loads.
+  // Follows trunks ("trunk/"), routes ("route/") and "settings/routing", then loads.
   Status Init();
-  void Unsubscribe();
+  void Unsubscribe() { feed_.Stop(); }
 
   // The trunk called `name` if it exists and is enabled, else nullptr.
   const store::Trunk* Find(const std::string& name) const;
@@ -43,11 +43,10 @@ class TrunkDirectory {
   };
   void Reload();
 
-  Stack& stack_;
   store::StateStore& store_;
+  StoreFeed feed_;
   std::map<std::string, Entry> trunks_;
   routing::RoutingTables tables_;
-  std::vector<store::Subscription> subscriptions_;
 };
 
 // A display name quoted for a From header (quotes and backslashes escaped, CR/LF dropped).

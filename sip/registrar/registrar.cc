@@ -70,7 +70,8 @@ Registrar::Registrar(Stack& stack, store::StateStore& store, StoreWriter& writer
       store_(store),
       writer_(writer),
       serving_(std::move(serving)),
-      offer_sha256_(offer_sha256) {}
+      offer_sha256_(offer_sha256),
+      feed_(stack, store) {}
 
 Registrar::~Registrar() {
   Unsubscribe();
@@ -79,15 +80,11 @@ Registrar::~Registrar() {
 }
 
 Status Registrar::Init() {
-  // Subscribe first, then load: a change between the two is applied twice, never lost.
-  auto post = [this](const store::Change& c) { stack_.Post([this, c] { OnChange(c); }); };
-  subscriptions_.push_back(
-      store_.Subscribe(store::Table::kConfig, store::ExtensionRepo::Prefix(), post));
-  subscriptions_.push_back(store_.Subscribe(store::Table::kConfig, "settings/", post));
-  subscriptions_.push_back(
-      store_.Subscribe(store::Table::kRuntime, store::RegistrationRepo::Prefix(), post));
-  subscriptions_.push_back(
-      store_.Subscribe(store::Table::kRuntime, store::BanRepo::Prefix(), post));
+  auto on_change = [this](const store::Change& c) { OnChange(c); };
+  feed_.Follow(store::Table::kConfig, store::ExtensionRepo::Prefix(), on_change);
+  feed_.Follow(store::Table::kConfig, "settings/", on_change);
+  feed_.Follow(store::Table::kRuntime, store::RegistrationRepo::Prefix(), on_change);
+  feed_.Follow(store::Table::kRuntime, store::BanRepo::Prefix(), on_change);
   LoadSettings();
   LoadExtensions();
   LoadBindings();
@@ -106,9 +103,7 @@ Status Registrar::Init() {
   return Status::Ok();
 }
 
-void Registrar::Unsubscribe() {
-  for (auto& s : subscriptions_) s.Reset();
-}
+void Registrar::Unsubscribe() { feed_.Stop(); }
 
 void Registrar::Shutdown() {
   Unsubscribe();

@@ -13,6 +13,7 @@
 #include "sip/registrar/ban_list.h"
 #include "sip/registrar/digest.h"
 #include "sip/stack.h"
+#include "sip/store_feed.h"
 #include "sip/store_writer.h"
 
 // The registrar (REGISTER, digest auth, location service, keep-alive OPTIONS) and
@@ -121,7 +122,7 @@ class Registrar {
   std::unordered_map<std::string, ExtInfo> extensions_;
   std::unordered_map<std::string, std::vector<Binding>> bindings_;
   BanList bans_;
-  std::vector<store::Subscription> subscriptions_;
+  StoreFeed feed_;
   std::unordered_map<nta_outgoing_t*, std::unique_ptr<Qualify>> qualifies_;
   su_timer_t* timer_ = nullptr;
   std::mt19937_64 rng_{std::random_device{}()};

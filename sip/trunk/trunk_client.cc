@@ -54,17 +54,15 @@ TrunkClient::TrunkClient(Stack& stack, store::StateStore& store, StoreWriter& wr
       store_(store),
       writer_(writer),
       serving_(std::move(serving)),
-      takeover_window_ms_(takeover_window_ms) {}
+      takeover_window_ms_(takeover_window_ms),
+      feed_(stack, store) {}
 
 TrunkClient::~TrunkClient() { Unsubscribe(); }
 
 Status TrunkClient::Init() {
-  // Subscribe first, then load: a change between the two is applied twice, never lost.
-  auto post = [this](const store::Change& c) { stack_.Post([this, c] { OnChange(c); }); };
-  subscriptions_.push_back(
-      store_.Subscribe(store::Table::kConfig, store::TrunkRepo::Prefix(), post));
-  subscriptions_.push_back(
-      store_.Subscribe(store::Table::kRuntime, store::TrunkStateRepo::Prefix(), post));
+  auto on_change = [this](const store::Change& c) { OnChange(c); };
+  feed_.Follow(store::Table::kConfig, store::TrunkRepo::Prefix(), on_change);
+  feed_.Follow(store::Table::kRuntime, store::TrunkStateRepo::Prefix(), on_change);
   PBX_TRY(Load());
   timer_ = su_timer_create(su_root_task(stack_.root()), kTickMs);
   if (timer_ == nullptr) return Status::Internal("su_timer_create failed");
@@ -76,9 +74,7 @@ Status TrunkClient::Init() {
   return Status::Ok();
 }
 
-void TrunkClient::Unsubscribe() {
-  for (auto& s : subscriptions_) s.Reset();
-}
+void TrunkClient::Unsubscribe() { feed_.Stop(); }
 
 void TrunkClient::Shutdown() {
   Unsubscribe();

@@ -12,6 +12,7 @@
 #include "replication/store/state_store.h"
 #include "sip/registrar/digest.h"
 #include "sip/stack.h"
+#include "sip/store_feed.h"
 #include "sip/store_writer.h"
 #include "sip/trunk/carrier_auth.h"
 
@@ -104,7 +105,7 @@ class TrunkClient {
   std::map<std::string, Line> lines_;
   // In-flight transactions: the trunk and what they are.
   std::map<nta_outgoing_t*, std::pair<std::string, Kind>> in_flight_;
-  std::vector<store::Subscription> subscriptions_;
+  StoreFeed feed_;
   su_timer_t* timer_ = nullptr;
   std::mt19937_64 rng_{std::random_device{}()};
 };
