@@ -12,11 +12,15 @@
 namespace pbx::sip {
 namespace {
 
-TEST(StackTest, BindsEphemeralPortsAndRunsPostedWorkOnItsThread) {
+StackOptions LoopbackEphemeral() {
   StackOptions o;
   o.listen = "127.0.0.1";
   o.udp_port = o.tcp_port = o.tls_port = 0;
-  Result<std::unique_ptr<Stack>> stack = Stack::Start(o);
+  return o;
+}
+
+TEST(StackTest, BindsEphemeralPortsAndRunsPostedWorkOnItsThread) {
+  Result<std::unique_ptr<Stack>> stack = Stack::Start(LoopbackEphemeral());
   ASSERT_TRUE(stack.ok()) << stack.status().ToString();
   EXPECT_GT((*stack)->ports().udp, 0);
   EXPECT_GT((*stack)->ports().tcp, 0);
@@ -53,10 +57,7 @@ TEST(StackTest, AnAddressInUseIsAClearError) {
 // The feed runs its callbacks on the signalling thread, in commit order, for its prefix
 // only, and stops when told.
 TEST(StoreFeedTest, DeliversItsPrefixOnTheLoopUntilStopped) {
-  StackOptions o;
-  o.listen = "127.0.0.1";
-  o.udp_port = o.tcp_port = o.tls_port = 0;
-  Result<std::unique_ptr<Stack>> stack = Stack::Start(o);
+  Result<std::unique_ptr<Stack>> stack = Stack::Start(LoopbackEphemeral());
   ASSERT_TRUE(stack.ok()) << stack.status().ToString();
   std::unique_ptr<store::StateStore> store = store::NewMemStateStore();
   std::vector<std::string> keys;  // signalling thread only
