@@ -504,6 +504,23 @@ class ClusterControllerImpl final : public ClusterController {
     for (Pending& p : replies) Step(std::move(p.event), p.reply);
   }
 
+  // The answer a claim's renewals report once it is done (witness_mu_ held): the newest
+  // grant, which a later unanswered renewal does not take back (a grant is worth its
+  // validity whenever it is stepped); a refusal naming another holder, which no later answer
+  // hides (R8); else the last answer.
+  void KeepClaimReply(uint64_t request_id, const Result<cluster::LeaseReply>& reply) {
+    auto refused_by_other = [&](const Result<cluster::LeaseReply>& r) {
+      return r.ok() && !r->granted && !r->holder.empty() && r->holder != config_.node_name;
+    };
+    auto granted = [](const Result<cluster::LeaseReply>& r) { return r.ok() && r->granted; };
+    if (claim_reply_ && refused_by_other(claim_reply_->second)) return;
+    if (claim_reply_ && granted(claim_reply_->second) && !granted(reply) &&
+        !refused_by_other(reply)) {
+      return;
+    }
+    claim_reply_.emplace(request_id, reply);
+  }
+
   // Queues a RequestLease action's call; returns its number (CallWitness).
   uint64_t RequestLease(const Action& a, bool claim = false) {
     cluster::LeaseRequest r = LeaseRequestFor(static_cast<uint64_t>(a.lease.count()));
@@ -691,7 +708,7 @@ class ClusterControllerImpl final : public ClusterController {
         Post(cluster::WitnessEvent(*call.request_id, reply), nullptr);
       }
       lock.lock();
-      if (call.claim) claim_reply_.emplace(*call.request_id, reply);
+      if (call.claim) KeepClaimReply(*call.request_id, reply);
       if (call.request.release) {
         granted_until_ = {};
       } else if (reply.ok() && reply->granted) {

@@ -49,7 +49,7 @@ class ClusterControllerTest : public testing::Test {
   // A node whose peer never answers; `witness_port` 0: a witness address nobody listens on,
   // so the node never gets the right to promote. It is a candidate (and prepares its
   // promotion) once its peer is hb_dead intervals of 20 ms silent.
-  BootstrapConfig Config(int witness_port, uint32_t hb_dead) const {
+  BootstrapConfig Config(int witness_port, uint32_t hb_dead, uint32_t hb_ms) const {
     BootstrapConfig c;
     c.node_name = "pbx-a";
     BootstrapConfig::Cluster cl;
@@ -58,15 +58,16 @@ class ClusterControllerTest : public testing::Test {
     cl.peer = Endpoint{"127.0.0.1", static_cast<uint16_t>(base_ + 2)};
     cl.witness =
         Endpoint{"127.0.0.1", static_cast<uint16_t>(witness_port ? witness_port : base_ + 4)};
-    cl.hb_interval_ms = 20;
+    cl.hb_interval_ms = hb_ms;
     cl.hb_dead = hb_dead;
     c.cluster = cl;
     return c;
   }
 
-  void StartController(int witness_port, hal::LineSwitch* lines = nullptr, uint32_t hb_dead = 5) {
+  void StartController(int witness_port, hal::LineSwitch* lines = nullptr, uint32_t hb_dead = 5,
+                       uint32_t hb_ms = 20) {
     Result<std::unique_ptr<ClusterController>> c = ClusterController::Start(
-        Config(witness_port, hb_dead), *db_, *local_, *gate_, nullptr, lines);
+        Config(witness_port, hb_dead, hb_ms), *db_, *local_, *gate_, nullptr, lines);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     controller_ = std::move(*c);
   }
@@ -191,10 +192,11 @@ TEST_F(ClusterControllerTest, FreshStoreAndFollowerStoreDoNotCountAsWasActive) {
   EXPECT_FALSE(WasActive());
 }
 
-// Under disk load (an fsync takes a second) the promotion's claim outlasts the 100 ms lease
-// many times over: the epoch commit takes 400 ms and the line switch 300 ms here. The
-// lease is renewed while they run, so the node promotes once and stays active; before
-// two-phase promotion it fenced itself after the claim and promoted again (two epochs).
+// Under disk load (an fsync takes a second) the promotion's claim outlasts the lease many
+// times over: with 50 ms heartbeats (a 250 ms lease, witness calls given 100 ms) the epoch
+// commit takes 1 s here and the line switch 500 ms. The lease is renewed while they run,
+// so the node promotes once and stays active; before two-phase promotion it fenced itself
+// after every claim and promoted again (a new epoch each time).
 TEST_F(ClusterControllerTest, SlowPromotionKeepsTheLeaseAndPromotesOnce) {
   cluster::WitnessServer::Options wo;
   wo.lease.startup_hold = 0ms;
@@ -205,13 +207,13 @@ TEST_F(ClusterControllerTest, SlowPromotionKeepsTheLeaseAndPromotesOnce) {
   // Runs on the committing thread, inside Commit: the slow fsync of the epoch.
   store::Subscription sub = db_->Subscribe(store::Table::kMeta, "", [&](const store::Change&) {
     ++epoch_commits;
-    std::this_thread::sleep_for(400ms);
+    std::this_thread::sleep_for(1s);
   });
-  RecordingLineSwitch lines(300ms);
-  ASSERT_NO_FATAL_FAILURE(StartController(witness.port(), &lines));
+  RecordingLineSwitch lines(500ms);
+  ASSERT_NO_FATAL_FAILURE(StartController(witness.port(), &lines, 5, 50));
   ASSERT_TRUE(test::WaitFor([&] { return controller_->role() == "active"; }, 10s))
       << controller_->role() << ": " << controller_->role_reason();
-  std::this_thread::sleep_for(500ms);  // 25 intervals: renewals as usual after the claim
+  std::this_thread::sleep_for(500ms);  // ten intervals: renewals as usual after the claim
   EXPECT_EQ(controller_->role(), "active") << controller_->role_reason();
   EXPECT_EQ(epoch_commits.load(), 1) << "the node fenced and promoted again";
   EXPECT_EQ(lines.calls(), (std::vector<std::string>{"release", "take"}));
