@@ -1441,9 +1441,10 @@ void B2bua::BindCallerInvite(nta_incoming_t* irq) {
 }
 
 void B2bua::StoreRinging(Call& call) {
-  // Calls to extensions only: a trunk leg's state (route, challenge) is not in the record.
-  if (call.via_trunk || call.a_irq == nullptr || call.a_final || !call.media ||
-      call.ringing_stored == call.branches.size()) {
+  // Pair members only (a peer may take over: the VIP has transports of its own), and calls
+  // to extensions only (a trunk leg's state, route and challenge, is not in the record).
+  if (!stack_.has_vip_tports() || call.via_trunk || call.a_irq == nullptr || call.a_final ||
+      !call.media || call.ringing_stored == call.branches.size()) {
     return;
   }
   store::ActiveCall r = RuntimeRecord(call);

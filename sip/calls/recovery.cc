@@ -170,6 +170,12 @@ size_t B2bua::AdoptStored() {
     if (Status s = ringing ? AdoptRinging(r) : Adopt(r); !s.ok()) {
       PBX_LOG(kWarn, "calls", "call {} ({} -> {}) not adopted: {}", r.id, r.caller, r.callee,
               s.ToString());
+      // A ringing call not continued now never will be (its phones give up): forgotten.
+      if (ringing) {
+        store::WriteSet writes;
+        store::ActiveCallRepo::Delete(r.id, writes);
+        writer_.Submit(std::move(writes), store::Durability::kReplicated, nullptr);
+      }
       continue;
     }
     ++adopted;
