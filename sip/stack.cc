@@ -1,6 +1,9 @@
 #include "sip/stack.h"
 
+#include <strings.h>
+
 #include <cstdlib>
+#include <cstring>
 #include <future>
 
 #include <fmt/format.h>
@@ -85,15 +88,18 @@ Status Stack::Bind() {
   std::string first = fmt::format("sip:{}:{};transport=udp", host, options_.udp_port);
   agent_ = nta_agent_create(root_, URL_STRING_MAKE(first.c_str()), &Stack::OnMessage,
                             reinterpret_cast<nta_agent_magic_t*>(this), NTATAG_SERVER_RPORT(1),
-                            NTATAG_UA(0), TAG_END());
+                            NTATAG_UA(0), TPTAG_IDENT(kNodeIdent), TAG_END());
   if (agent_ == nullptr) {
     return Status::Unavailable(fmt::format("cannot bind SIP UDP {}:{}", host, options_.udp_port));
   }
-  auto add = [this](const std::string& url, bool tls) -> Status {
+  // Every transport has an ident: sofia compares a request's ident with each one's unchecked.
+  auto add = [this](const std::string& url, bool tls, const char* ident = kNodeIdent) -> Status {
     int rc = tls ? nta_agent_add_tport(agent_, URL_STRING_MAKE(url.c_str()),
                                        TPTAG_CERTIFICATE(options_.tls_dir.c_str()),
-                                       TPTAG_TLS_VERIFY_POLICY(TPTLS_VERIFY_NONE), TAG_END())
-                 : nta_agent_add_tport(agent_, URL_STRING_MAKE(url.c_str()), TAG_END());
+                                       TPTAG_TLS_VERIFY_POLICY(TPTLS_VERIFY_NONE),
+                                       TPTAG_IDENT(ident), TAG_END())
+                 : nta_agent_add_tport(agent_, URL_STRING_MAKE(url.c_str()), TPTAG_IDENT(ident),
+                                       TAG_END());
     if (rc < 0) return Status::Unavailable("cannot bind SIP transport " + url);
     return Status::Ok();
   };
@@ -106,9 +112,13 @@ Status Stack::Bind() {
   if (!options_.vip.empty() && options_.listen != "0.0.0.0" && options_.listen != "::") {
     FreebindScope freebind;
     std::string vip = HostForUrl(options_.vip);
-    PBX_TRY(add(fmt::format("sip:{}:{};transport=udp", vip, options_.udp_port), false));
-    PBX_TRY(add(fmt::format("sip:{}:{};transport=tcp", vip, options_.tcp_port), false));
-    if (tls) PBX_TRY(add(fmt::format("sips:{}:{};transport=tls", vip, options_.tls_port), true));
+    PBX_TRY(add(fmt::format("sip:{}:{};transport=udp", vip, options_.udp_port), false, kVipIdent));
+    PBX_TRY(add(fmt::format("sip:{}:{};transport=tcp", vip, options_.tcp_port), false, kVipIdent));
+    if (tls) {
+      PBX_TRY(
+          add(fmt::format("sips:{}:{};transport=tls", vip, options_.tls_port), true, kVipIdent));
+    }
+    has_vip_tports_ = true;
   }
 
   for (tport_t* tp = tport_primaries(nta_agent_tports(agent_)); tp; tp = tport_next(tp)) {
@@ -123,6 +133,18 @@ Status Stack::Bind() {
   PBX_LOG(kInfo, "sip", "listening on {} udp={} tcp={} tls={}{}", options_.listen, ports_.udp,
           ports_.tcp, ports_.tls, options_.vip.empty() ? "" : " vip=" + options_.vip);
   return Status::Ok();
+}
+
+tport_t* Stack::VipTport(const char* proto) const {
+  if (!has_vip_tports_) return nullptr;
+  for (tport_t* tp = tport_primaries(nta_agent_tports(agent_)); tp; tp = tport_next(tp)) {
+    const char* ident = tport_ident(tp);
+    if (ident && strcmp(ident, kVipIdent) == 0 &&
+        strcasecmp(tport_name(tp)->tpn_proto, proto) == 0) {
+      return tp;
+    }
+  }
+  return nullptr;
 }
 
 void Stack::Post(std::function<void()> fn) {

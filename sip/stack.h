@@ -14,6 +14,7 @@
 #include <sofia-sip/nta.h>
 #include <sofia-sip/sip.h>
 #include <sofia-sip/su_wait.h>  // first: sofia headers need su_config.h before the rest
+#include <sofia-sip/tport.h>
 
 #include "node/core/status.h"
 #include "sip/registrar/ban_list.h"
@@ -79,6 +80,18 @@ class Stack {
   nta_agent_t* agent() const { return agent_; }
   su_root_t* root() const { return root_; }
 
+  // The VIP's own transports carry this ident (TPTAG_IDENT). A request sent with
+  // TPTAG_IDENT(kVipIdent) leaves from the VIP and its Via names it, so its responses reach
+  // whichever node holds the VIP: what lets a new active go on with a ringing call.
+  static constexpr char kVipIdent[] = "vip";
+  static constexpr char kNodeIdent[] = "node";  // the listen address's transports
+  // Whether the VIP has transports of its own (a VIP, and a listen address that is not a
+  // wildcard); without, requests leave from the listen address.
+  bool has_vip_tports() const { return has_vip_tports_; }
+  // The VIP's primary transport for `proto` ("udp", "tcp", "tls"); nullptr if none.
+  // Signalling thread.
+  tport_t* VipTport(const char* proto) const;
+
  private:
   explicit Stack(const StackOptions& options);
   void ThreadMain(std::promise<Status>* started);
@@ -92,6 +105,7 @@ class Stack {
   std::thread thread_;
   su_root_t* root_ = nullptr;
   nta_agent_t* agent_ = nullptr;
+  bool has_vip_tports_ = false;
   Admission admission_;
   std::unordered_map<int, Handler> handlers_;  // by sip_method_t
 

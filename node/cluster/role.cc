@@ -158,6 +158,12 @@ std::vector<Action> RoleMachine::Step(RoleTime now, const RoleEvent& event) {
   if (now < last_now_) now = last_now_;
   last_now_ = now;
   std::vector<Action> out;
+  // A grant counts before the license check: dated from its send (WitnessClient), it says
+  // how long the lease runs even when stepped late (the renewals of a slow claim, R7).
+  if (const auto* reply = std::get_if<ev::WitnessReply>(&event);
+      reply && reply->granted && reply->request_id > release_barrier_) {
+    lease_valid_until_ = std::max(lease_valid_until_, reply->lease_valid_until);
+  }
   // Before anything else: a node back from a long pause must not act on a lapsed license.
   if (started_) CheckLicense(now, out);
   std::visit([&](const auto& e) { OnEvent(now, e, out); }, event);
@@ -700,6 +706,17 @@ void RoleMachine::RequestLease(RoleTime now, std::vector<Action>& out) {
   lease_ever_sent_ = true;
   lease_sent_at_ = now;
   lease_retry_at_ = {};
+}
+
+std::optional<Action> RoleMachine::ClaimRenewal(RoleTime now) {
+  if (now < last_now_) now = last_now_;
+  if (role_ != Role::kActive || config_.tie_breaker != TieBreaker::kWitness ||
+      !LeaseRequestDue(now)) {
+    return std::nullopt;
+  }
+  std::vector<Action> out;
+  RequestLease(now, out);
+  return std::move(out.front());
 }
 
 void RoleMachine::ReleaseLease(RoleTime, std::vector<Action>& out) {

@@ -361,6 +361,12 @@ class RoleMachine {
   std::string WitnessText(RoleTime now) const;
   RoleTime lease_valid_until() const { return lease_valid_until_; }
 
+  // For a node whose loop is busy carrying out a promotion's claim (epoch commit, VIP and
+  // lines, shipper, serving; each may take a second under disk load): the RequestLease a
+  // Tick would send now, if one is due (R7 renewals, witness mode, kActive), so that a slow
+  // claim cannot run the lease out; its reply is stepped as usual, afterwards.
+  std::optional<Action> ClaimRenewal(RoleTime now);
+
   // The last change into or out of kActive.
   const std::optional<RoleTransition>& last_failover() const { return last_failover_; }
   // A switchover this node runs as the active: none, draining, or awaiting the ack.

@@ -2,11 +2,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <future>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -264,6 +266,9 @@ class ClusterControllerImpl final : public ClusterController {
     cluster::LeaseRequest request;
     std::chrono::milliseconds timeout{0};
     std::optional<uint64_t> request_id;  // a RequestLease's, whose answer becomes an event
+    // A renewal during a claim: only the last answer becomes an event (claim_reply_), once
+    // the claim is done, so that the license check meets the newest lease, not a stale one.
+    bool claim = false;
   };
 
   void Post(RoleEvent event, std::promise<pbx::Status>* reply) {
@@ -324,7 +329,11 @@ class ClusterControllerImpl final : public ClusterController {
         if (stopping_) break;
         batch.swap(queue_);
       }
-      for (Pending& p : batch) Step(std::move(p.event), p.reply);
+      for (Pending& p : batch) {
+        StepWitnessReplies();
+        Step(std::move(p.event), p.reply);
+      }
+      StepWitnessReplies();
       RoleTime now = RoleClock::now();
       bool wakeup_due;
       {
@@ -378,11 +387,169 @@ class ClusterControllerImpl final : public ClusterController {
         std::lock_guard<std::mutex> lock(mu_);
         actions = machine_.Step(RoleClock::now(), e);
       }
-      for (const Action& a : actions) Execute(a, rejected);
+      const bool claim = std::any_of(actions.begin(), actions.end(), [](const Action& a) {
+        return a.kind == Action::Kind::kBumpEpoch;
+      });
+      if (claim) {
+        Claim(actions, rejected);
+      } else {
+        for (const Action& a : actions) Execute(a, rejected);
+      }
+    }
+    if (prepared_) {
+      // A standby whose active serves again is no candidate any more.
+      bool following_a_server;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        const cluster::Role r = machine_.role();
+        following_a_server = (r == cluster::Role::kSyncing || r == cluster::Role::kStandby) &&
+                             machine_.peer_alive(RoleClock::now()) &&
+                             machine_.peer_role() == cluster::Role::kActive;
+      }
+      if (following_a_server) Unprepare();
     }
     if (reply) {
       reply->set_value(rejected.empty() ? Status::Ok() : Status::Unavailable(rejected));
     }
+  }
+
+  // Phase two of a promotion: the actions that claim (epoch, VIP and lines, shipper,
+  // serving), with the lease renewed every interval while they run (ClaimRenewal), since
+  // the control loop cannot tick meanwhile. A claim step that would start after the lease
+  // is over is skipped: the next event fences (R7), and fencing releases what was taken.
+  void Claim(const std::vector<Action>& actions, std::string& rejected) {
+    std::mutex stop_mu;
+    std::condition_variable stop_cv;
+    bool stop = false;
+    uint64_t last_call = 0;  // the renewer's last witness call
+    std::thread renewer;
+    if (witness_) {
+      renewer = std::thread([&] {
+        std::unique_lock<std::mutex> lock(stop_mu);
+        while (!stop_cv.wait_for(lock, cl_.hb_interval_ms * 1ms / 2, [&] { return stop; })) {
+          std::optional<Action> renewal;
+          {
+            std::lock_guard<std::mutex> m(mu_);
+            renewal = machine_.ClaimRenewal(RoleClock::now());
+          }
+          if (renewal) last_call = RequestLease(*renewal, /*claim=*/true);
+        }
+      });
+    }
+    bool lapsed = false;
+    for (const Action& a : actions) {
+      const bool claims = a.kind == Action::Kind::kAcquireVip ||
+                          a.kind == Action::Kind::kStartShipper ||
+                          a.kind == Action::Kind::kStartServing;
+      if (claims && (lapsed || !LeaseHoldsForClaim())) {
+        if (!lapsed) {
+          PBX_LOG(kWarn, "cluster", "the lease ran out during the promotion: {} skipped",
+                  cluster::ActionName(a.kind));
+        }
+        lapsed = true;
+        continue;
+      }
+      Execute(a, rejected);
+    }
+    if (renewer.joinable()) {
+      {
+        std::lock_guard<std::mutex> lock(stop_mu);
+        stop = true;
+      }
+      stop_cv.notify_all();
+      renewer.join();
+      // Its last renewal's answer is what the next license check must see: wait for it
+      // (bounded by the request's own timeout) so that it is queued before the next Tick.
+      std::optional<std::pair<uint64_t, Result<cluster::LeaseReply>>> last;
+      {
+        std::unique_lock<std::mutex> lock(witness_mu_);
+        witness_cv_.wait_for(lock, cl_.hb_interval_ms * 1ms * 4,
+                             [&] { return witness_done_ >= last_call; });
+        last.swap(claim_reply_);
+      }
+      if (last) Post(cluster::WitnessEvent(last->first, last->second), nullptr);
+    }
+  }
+
+  // Whether the witness lease (as granted so far, answers not yet stepped included) lasts
+  // past one more interval. Without a witness the license is the ping's: not renewed here.
+  bool LeaseHoldsForClaim() {
+    const RoleTime now = RoleClock::now();
+    RoleTime until;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      until = machine_.ServingUntil();
+    }
+    if (witness_) {
+      std::lock_guard<std::mutex> lock(witness_mu_);
+      until = std::max(until, granted_until_);
+    }
+    return now + cl_.hb_interval_ms * 1ms < until;
+  }
+
+  // Witness answers queued while the loop was busy (a claim's renewals) are stepped before
+  // anything else: each says how long the lease runs, which every license check needs.
+  void StepWitnessReplies() {
+    std::deque<Pending> replies;
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      auto witness_event = [](const Pending& p) {
+        return std::holds_alternative<cluster::ev::WitnessReply>(p.event) ||
+               std::holds_alternative<cluster::ev::WitnessUnreachable>(p.event);
+      };
+      auto it = std::stable_partition(queue_.begin(), queue_.end(), witness_event);
+      std::move(queue_.begin(), it, std::back_inserter(replies));
+      queue_.erase(queue_.begin(), it);
+    }
+    for (Pending& p : replies) Step(std::move(p.event), p.reply);
+  }
+
+  // The answer a claim's renewals report once it is done (witness_mu_ held): the newest
+  // grant, which a later unanswered renewal does not take back (a grant is worth its
+  // validity whenever it is stepped); a refusal naming another holder, which no later answer
+  // hides (R8); else the last answer.
+  void KeepClaimReply(uint64_t request_id, const Result<cluster::LeaseReply>& reply) {
+    auto refused_by_other = [&](const Result<cluster::LeaseReply>& r) {
+      return r.ok() && !r->granted && !r->holder.empty() && r->holder != config_.node_name;
+    };
+    auto granted = [](const Result<cluster::LeaseReply>& r) { return r.ok() && r->granted; };
+    if (claim_reply_ && refused_by_other(claim_reply_->second)) return;
+    if (claim_reply_ && granted(claim_reply_->second) && !granted(reply) &&
+        !refused_by_other(reply)) {
+      return;
+    }
+    claim_reply_.emplace(request_id, reply);
+  }
+
+  // Queues a RequestLease action's call; returns its number (CallWitness).
+  uint64_t RequestLease(const Action& a, bool claim = false) {
+    cluster::LeaseRequest r = LeaseRequestFor(static_cast<uint64_t>(a.lease.count()));
+    r.epoch = a.epoch;
+    return CallWitness({std::move(r), a.timeout, a.request_id, claim});
+  }
+
+  // Phase one of a promotion, before a candidate's lease request goes out (the lease runs
+  // from the send): what is slow and claims nothing. The durable was_active mark, one fsync
+  // (seconds under disk load), which must precede the epoch commit anyway. A candidacy that
+  // ends in following again takes the mark back (Unprepare): no epoch was written.
+  void Prepare() {
+    if (prepared_) return;
+    prepared_ = true;
+    if (local_.Get(kWasActiveKey).ok()) return;
+    MarkWasActive("preparing to promote");
+    prepared_mark_ = true;
+  }
+
+  void Unprepare() {
+    if (prepared_mark_) {
+      if (Status s = local_.Delete(kWasActiveKey); !s.ok()) {
+        PBX_LOG(kWarn, "cluster", "cannot clear the was_active mark: {}", s.ToString());
+      } else {
+        PBX_LOG(kInfo, "cluster", "not promoted: the store follows by streaming again");
+      }
+    }
+    prepared_ = false;
+    prepared_mark_ = false;
   }
 
   void Execute(const Action& a, std::string& rejected) {
@@ -405,9 +572,13 @@ class ClusterControllerImpl final : public ClusterController {
         break;
       }
       case Action::Kind::kRequestLease: {
-        cluster::LeaseRequest r = LeaseRequestFor(static_cast<uint64_t>(a.lease.count()));
-        r.epoch = a.epoch;
-        CallWitness({std::move(r), a.timeout, a.request_id});
+        bool candidate;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          candidate = machine_.role() != cluster::Role::kActive;
+        }
+        if (candidate) Prepare();
+        RequestLease(a);
         break;
       }
       case Action::Kind::kReleaseLease: {
@@ -428,6 +599,8 @@ class ClusterControllerImpl final : public ClusterController {
         // Before the bump: a crash right after it leaves a DB that may hold writes of the
         // new epoch, which must not be trusted when the node rejoins.
         MarkWasActive("promoted");
+        prepared_ = false;
+        prepared_mark_ = false;  // needed now: the epoch below is written
         BumpEpoch(a.epoch);
         break;
       case Action::Kind::kAcquireVip:
@@ -465,6 +638,7 @@ class ClusterControllerImpl final : public ClusterController {
         break;
       }
       case Action::Kind::kStartReceiver:
+        Unprepare();  // before the receiver reads the mark
         StartReceiver();
         break;
       case Action::Kind::kStopReceiver: {
@@ -530,8 +704,16 @@ class ClusterControllerImpl final : public ClusterController {
       witness_calls_.pop_front();
       lock.unlock();
       Result<cluster::LeaseReply> reply = witness_->Request(call.request, call.timeout);
-      if (call.request_id) Post(cluster::WitnessEvent(*call.request_id, reply), nullptr);
+      if (call.request_id && !call.claim) {
+        Post(cluster::WitnessEvent(*call.request_id, reply), nullptr);
+      }
       lock.lock();
+      if (call.claim) KeepClaimReply(*call.request_id, reply);
+      if (call.request.release) {
+        granted_until_ = {};
+      } else if (reply.ok() && reply->granted) {
+        granted_until_ = std::max(granted_until_, reply->lease_valid_until);
+      }
       ++witness_done_;
       witness_cv_.notify_all();
     }
@@ -633,6 +815,10 @@ class ClusterControllerImpl final : public ClusterController {
   // Control thread only: events produced while stepping (ping results, drained writes, the
   // log's progress).
   std::deque<RoleEvent> follow_ups_;
+  // Control thread only: a candidate prepared its promotion (Prepare), and set the
+  // was_active mark in doing so.
+  bool prepared_ = false;
+  bool prepared_mark_ = false;
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
@@ -646,8 +832,11 @@ class ClusterControllerImpl final : public ClusterController {
   std::deque<WitnessCall> witness_calls_;  // guarded by witness_mu_
   uint64_t witness_queued_ = 0;            // guarded by witness_mu_: calls queued so far
   uint64_t witness_done_ = 0;              // guarded by witness_mu_: calls made so far
-  bool witness_stopping_ = false;          // guarded by witness_mu_
-  std::thread witness_thread_;             // RunWitness
+  RoleTime granted_until_{};               // guarded by witness_mu_: latest grant's end
+  // Guarded by witness_mu_: the last answer to a claim's renewal, not reported yet.
+  std::optional<std::pair<uint64_t, Result<cluster::LeaseReply>>> claim_reply_;
+  bool witness_stopping_ = false;  // guarded by witness_mu_
+  std::thread witness_thread_;     // RunWitness
 };
 
 }  // namespace

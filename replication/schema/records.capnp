@@ -354,7 +354,23 @@ struct ActiveCall {
   type @16 :Text;           # internal | outbound | inbound (the CDR's type)
   trunk @17 :Text;          # the trunk of the B leg (outbound) or of A (inbound)
   maxDuration @18 :UInt32;  # seconds of talk allowed (the route's limit or the setting)
-  # Next free number: @19 (append only).
+  # A call still ringing (answerUnix 0, stored at its first provisional response to the
+  # caller) carries what a new active needs to go on with both INVITE transactions: the
+  # caller's INVITE as the PBX received it, each INVITE the PBX sent to the callee (with
+  # its Via branch), when ringing gives up and the extension rung.
+  callerInvite @19 :Text;
+  ringing @20 :List(RingingBranch);
+  ringDeadlineUnixMs @21 :Int64;
+  rungExtension @22 :Text;
+  # Next free number: @23 (append only).
+}
+
+# One INVITE of a ringing call to one binding of the callee (ActiveCall.ringing).
+struct RingingBranch {
+  invite @0 :Text;  # as sent, Via included
+  target @1 :Text;  # the registered contact
+  route @2 :Text;   # where it was sent: "sip:host:port;transport=udp"
+  # Next free number: @3 (append only).
 }
 
 # A call detail record (FEATURES.md 10.1). Key: records "cdr/<20-digit start ms>-<16 hex id>",

@@ -1252,6 +1252,15 @@ std::string EncodeActiveCall(const ActiveCall& c) {
   b.setType(ToText(c.type));
   b.setTrunk(ToText(c.trunk));
   b.setMaxDuration(c.max_duration);
+  b.setCallerInvite(ToText(c.caller_invite));
+  auto ringing = b.initRinging(static_cast<unsigned>(c.ringing.size()));
+  for (unsigned i = 0; i < c.ringing.size(); ++i) {
+    ringing[i].setInvite(ToText(c.ringing[i].invite));
+    ringing[i].setTarget(ToText(c.ringing[i].target));
+    ringing[i].setRoute(ToText(c.ringing[i].route));
+  }
+  b.setRingDeadlineUnixMs(c.ring_deadline_unix_ms);
+  b.setRungExtension(ToText(c.rung_extension));
   return Serialize(message);
 }
 
@@ -1277,6 +1286,13 @@ Result<ActiveCall> DecodeActiveCall(std::string_view key, std::string_view bytes
     c.type = ToString(r.getType());
     c.trunk = ToString(r.getTrunk());
     c.max_duration = r.getMaxDuration();
+    c.caller_invite = ToString(r.getCallerInvite());
+    for (auto br : r.getRinging()) {
+      c.ringing.push_back(
+          {ToString(br.getInvite()), ToString(br.getTarget()), ToString(br.getRoute())});
+    }
+    c.ring_deadline_unix_ms = r.getRingDeadlineUnixMs();
+    c.rung_extension = ToString(r.getRungExtension());
     return c;
   });
 }

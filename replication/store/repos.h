@@ -522,6 +522,18 @@ struct ActiveCall {
   std::string dialled;                            // the CDR's callee
   std::string type, trunk;                        // the CDR's type and trunk
   uint32_t max_duration = 0;                      // seconds; 0: no limit
+  // A ringing call (answer_unix 0): the caller's INVITE as received, each INVITE sent to the
+  // callee, when ringing gives up, the extension rung (sip/calls/recovery.h).
+  struct Branch {
+    std::string invite;  // as sent, Via included
+    std::string target;  // the registered contact
+    std::string route;   // "sip:host:port;transport=udp"
+    bool operator==(const Branch&) const = default;
+  };
+  std::string caller_invite;
+  std::vector<Branch> ringing;
+  int64_t ring_deadline_unix_ms = 0;
+  std::string rung_extension;
   bool operator==(const ActiveCall&) const = default;
 };
 

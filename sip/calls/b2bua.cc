@@ -12,6 +12,7 @@
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/sip_tag.h>
+#include <sofia-sip/tport_tag.h>
 #include <sofia-sip/url.h>
 
 #include "media/sdp/sdp.h"
@@ -238,6 +239,7 @@ struct B2bua::Call {
   std::deque<store::FollowMeStep> follow_me;
   std::vector<std::string> caller_codecs;  // the caller's extension's (or trunk's) codecs
   std::string b_from;                      // From of B towards an extension
+  size_t ringing_stored = 0;  // branches in this ringing call's runtime record (StoreRinging)
 };
 
 // Where a call goes next (Follow): ring an extension, dial out, or refuse.
@@ -551,14 +553,7 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
   calls_[call.id] = std::move(owned);
   by_call_id_[call.a.call_id] = call.id;
   by_call_id_[call.b.call_id] = call.id;
-  // CANCEL (and the ACK) of this INVITE reach us through the transaction.
-  nta_incoming_bind(
-      irq,
-      [](nta_incoming_magic_t* magic, nta_incoming_t* tx, const sip_t* req) -> int {
-        reinterpret_cast<B2bua*>(magic)->OnCancelOrAck(tx, req);
-        return 0;
-      },
-      reinterpret_cast<nta_incoming_magic_t*>(this));
+  BindCallerInvite(irq);
   if (outbound) {
     PBX_LOG(kInfo, "calls", "call {}: {} -> {} by route {} as {}", call.id, caller, dialled,
             hop.target.route.route, callee);
@@ -958,6 +953,7 @@ void B2bua::OnBranchResponse(Call& call, size_t index, int status, const sip_t* 
     } else {
       ReplyA(call, status, sip && sip->sip_status ? sip->sip_status->st_phrase : "Ringing", "");
     }
+    StoreRinging(call);
     return;
   }
   if (status < 300) {
@@ -1124,13 +1120,11 @@ nta_outgoing_t* B2bua::Send(Call* call, Purpose purpose, const char* method, Pee
     msg_destroy(msg);
     return nullptr;
   }
-  auto cb = [](nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* reply) -> int {
-    reinterpret_cast<B2bua*>(magic)->OnResponse(orq, reply);
-    return 0;
-  };
-  nta_outgoing_t* orq =
-      nta_outgoing_mcreate(stack_.agent(), cb, reinterpret_cast<nta_outgoing_magic_t*>(this),
-                           URL_STRING_MAKE(peer.route.c_str()), msg, TAG_END());
+  // From the VIP: the responses reach whichever node holds it (recovery.h, ringing calls).
+  nta_outgoing_t* orq = nta_outgoing_mcreate(
+      stack_.agent(), &B2bua::OnResponseThunk, reinterpret_cast<nta_outgoing_magic_t*>(this),
+      URL_STRING_MAKE(peer.route.c_str()), msg,
+      TAG_IF(stack_.has_vip_tports(), TPTAG_IDENT(Stack::kVipIdent)), TAG_END());
   if (orq == nullptr) return nullptr;  // nta destroyed msg
   auto p = std::make_unique<Pending>();
   p->call = call ? call->id : 0;
@@ -1226,7 +1220,7 @@ void B2bua::End(Call& call, int status, const char* phrase, const std::string& c
   call.media.reset();  // releases the relay's ports
 
   store::WriteSet writes;
-  if (call.answer_ms) store::ActiveCallRepo::Delete(call.id, writes);
+  if (call.answer_ms || call.ringing_stored) store::ActiveCallRepo::Delete(call.id, writes);
   store::Cdr cdr;
   cdr.id = call.id;
   cdr.start_unix_ms = call.start_ms;
@@ -1331,7 +1325,16 @@ bool B2bua::RetryTrunk(Call& call, int status, const sip_t* sip) {
   return false;
 }
 
-void B2bua::StoreRuntime(const Call& call) {
+void B2bua::StoreRuntime(const Call& call) { PutRuntime(RuntimeRecord(call)); }
+
+void B2bua::PutRuntime(const store::ActiveCall& r) {
+  store::WriteSet writes;
+  store::ActiveCallRepo::Put(r, writes);
+  // Replicated, so a new active finds the call; the phones do not wait for it.
+  writer_.Submit(std::move(writes), store::Durability::kReplicated, nullptr);
+}
+
+store::ActiveCall B2bua::RuntimeRecord(const Call& call) const {
   store::ActiveCall r;
   r.id = call.id;
   r.caller = call.caller;
@@ -1354,10 +1357,7 @@ void B2bua::StoreRuntime(const Call& call) {
   r.type = call.type;
   r.trunk = call.trunk;
   r.max_duration = call.max_duration;
-  store::WriteSet writes;
-  store::ActiveCallRepo::Put(r, writes);
-  // Replicated, so a new active finds the call; the phones do not wait for it.
-  writer_.Submit(std::move(writes), store::Durability::kReplicated, nullptr);
+  return r;
 }
 
 void B2bua::Release() {
@@ -1420,6 +1420,135 @@ Status B2bua::Adopt(const store::ActiveCall& r) {
   PBX_LOG(kInfo, "calls", "call {}: {} -> {} adopted on ports {}/{}", r.id, r.caller, r.callee,
           r.a_port, r.b_port);
   calls_[r.id] = std::move(call);
+  return Status::Ok();
+}
+
+// --- ringing calls across a failover (recovery.h) ---
+
+int B2bua::OnResponseThunk(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* sip) {
+  reinterpret_cast<B2bua*>(magic)->OnResponse(orq, sip);
+  return 0;
+}
+
+void B2bua::BindCallerInvite(nta_incoming_t* irq) {
+  nta_incoming_bind(
+      irq,
+      [](nta_incoming_magic_t* magic, nta_incoming_t* tx, const sip_t* req) -> int {
+        reinterpret_cast<B2bua*>(magic)->OnCancelOrAck(tx, req);
+        return 0;
+      },
+      reinterpret_cast<nta_incoming_magic_t*>(this));
+}
+
+void B2bua::StoreRinging(Call& call) {
+  // Pair members only (a peer may take over: the VIP has transports of its own), and calls
+  // to extensions only (a trunk leg's state, route and challenge, is not in the record).
+  if (!stack_.has_vip_tports() || call.via_trunk || call.a_irq == nullptr || call.a_final ||
+      !call.media || call.ringing_stored == call.branches.size()) {
+    return;
+  }
+  store::ActiveCall r = RuntimeRecord(call);
+  msg_t* invite = nta_incoming_getrequest(call.a_irq);
+  r.caller_invite = MessageText(invite);
+  if (invite) msg_destroy(invite);
+  for (const Branch& br : call.branches) {
+    if (br.final || br.orq == nullptr) continue;
+    msg_t* sent = nta_outgoing_getrequest(br.orq);
+    r.ringing.push_back({MessageText(sent), br.target, br.route});
+    if (sent) msg_destroy(sent);
+  }
+  r.ring_deadline_unix_ms = call.stage_deadline_ms;
+  r.rung_extension = call.rung_ext;
+  if (Status s = CheckRingingCall(r); !s.ok()) {
+    PBX_LOG(kWarn, "calls", "call {}: cannot record the ringing call: {}", call.id, s.ToString());
+    return;
+  }
+  PutRuntime(r);
+  call.ringing_stored = call.branches.size();
+}
+
+Status B2bua::AdoptRinging(const store::ActiveCall& r) {
+  PBX_TRY(CheckRingingCall(r));
+  for (const std::string* id : {&r.a.call_id, &r.b.call_id}) {
+    if (by_call_id_.count(*id)) {
+      return Status::InvalidArgument(fmt::format("Call-ID {} is in use", *id));
+    }
+  }
+  PBX_ASSIGN_OR_RETURN(media::CallMedia media,
+                       media::CallMedia::CreateAt(relay_, options_.address, r.a_port, r.b_port));
+  const Registrar::ExtInfo* caller_ext = registrar_.FindExtension(r.caller);
+  std::vector<std::string> codecs = caller_ext ? caller_ext->codecs : std::vector<std::string>{};
+  std::vector<media::Codec> allowed = AllowedCodecs(codecs);
+  // The relay learns A's offer again; B has the anchored offer already (same ports).
+  if (!r.offer.empty()) PBX_TRY(media.Offer(Side::kA, r.offer, allowed).status());
+  PBX_ASSIGN_OR_RETURN(nta_incoming_t * irq,
+                       RecreateCallerInvite(stack_, r.caller_invite, r.a.local_tag));
+  BindCallerInvite(irq);
+
+  const store::SystemSettings& settings = registrar_.settings();
+  auto owned = std::make_unique<Call>();
+  Call& call = *owned;
+  call.id = r.id;
+  call.caller = r.caller;
+  call.caller_name = r.caller_name;
+  call.dialled = r.dialled.empty() ? r.callee : r.dialled;
+  call.callee = r.callee;
+  call.start_ms = r.start_unix_ms ? r.start_unix_ms : r.start_unix * 1000;
+  call.timers = {settings.session_timers, settings.session_expires, settings.session_min_se};
+  msg_t* request = nta_incoming_getrequest(irq);
+  call.a_timer = NegotiateUas(call.timers, ReadTimer(request ? sip_object(request) : nullptr));
+  if (request) msg_destroy(request);
+  call.ring_timeout = settings.ring_timeout;
+  call.max_duration = r.max_duration;
+  call.no_rtp_timeout = settings.no_rtp_timeout;
+  if (!r.type.empty()) call.type = r.type;
+  call.trunk = r.trunk;
+  call.media.emplace(std::move(media));
+  call.offer = r.offer;
+  call.late_offer = r.offer.empty();
+  call.allowed = std::move(allowed);
+  call.caller_codecs = std::move(codecs);
+  call.a_irq = irq;
+  static_cast<store::CallDialog&>(call.a) = r.a;
+  static_cast<store::CallDialog&>(call.b) = r.b;
+  call.b_from = r.b.local_uri;
+  call.rung_ext = r.rung_extension;
+  call.visited = {r.callee};
+  call.stage_deadline_ms = r.ring_deadline_unix_ms ? r.ring_deadline_unix_ms
+                                                   : NowUnixMs() + settings.ring_timeout * 1000;
+  call.ringing_stored = r.ringing.size();
+  calls_[call.id] = std::move(owned);
+  by_call_id_[r.a.call_id] = r.id;
+  by_call_id_[r.b.call_id] = r.id;
+  next_id_ = std::max(next_id_, r.id + 1);
+  size_t sent = 0;
+  for (const store::ActiveCall::Branch& stored : r.ringing) {
+    Branch br;
+    br.target = stored.target;
+    br.route = stored.route;
+    Result<ResentInvite> again =
+        ResendCalleeInvite(stack_, stored.invite, stored.route, &B2bua::OnResponseThunk,
+                           reinterpret_cast<nta_outgoing_magic_t*>(this));
+    if (again.ok()) {
+      br.orq = again->orq;
+      br.cseq = again->cseq;
+      call.b.local_cseq = std::max(call.b.local_cseq, again->cseq);
+      pending_[br.orq] =
+          std::make_unique<Pending>(Pending{call.id, Purpose::kBranch, call.branches.size()});
+      ++sent;
+    } else {
+      PBX_LOG(kWarn, "calls", "call {}: {}", call.id, again.status().ToString());
+      br.final = true;
+      br.status = 503;
+    }
+    call.branches.push_back(std::move(br));
+  }
+  PBX_LOG(kInfo, "calls",
+          "call {}: {} -> {} adopted ringing, {} of {} INVITE(s) to the callee resent", call.id,
+          call.caller, call.callee, sent, r.ringing.size());
+  // Nothing reaches the callee: the caller hears so, with the tags of its dialog.
+  if (sent == 0)
+    End(call, SIP_480_TEMPORARILY_UNAVAILABLE, "failed", "callee lost in failover", "pbx");
   return Status::Ok();
 }
 

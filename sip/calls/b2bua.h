@@ -106,6 +106,17 @@ class B2bua {
            const std::string& cause, const char* side);
   void ReplyA(Call& call, int status, const char* phrase, const std::string& sdp);
   void StoreRuntime(const Call& call);
+  // The call's runtime record as it is now, and its replicated write.
+  store::ActiveCall RuntimeRecord(const Call& call) const;
+  void PutRuntime(const store::ActiveCall& record);
+  // A ringing call across a failover (recovery.h): its runtime record, written at its first
+  // provisional response to A (and again when it rings other branches), and its
+  // continuation on the node that takes over. Signalling thread.
+  void StoreRinging(Call& call);
+  Status AdoptRinging(const store::ActiveCall& record);
+  // A's INVITE transaction reports its CANCEL and ACK to OnCancelOrAck.
+  void BindCallerInvite(nta_incoming_t* irq);
+  static int OnResponseThunk(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* sip);
   // Calls through trunks (the helpers of trunk_leg.h do the addressing): the first trunk
   // of `trunks` from `from` on that exists, is enabled and has room (`self` not counted).
   std::optional<size_t> NextTrunk(const std::vector<std::string>& trunks, size_t from,

@@ -138,17 +138,52 @@ class FailoverCallTest : public testing::TestWithParam<Failure> {
     return c.contains("calls") && c["calls"].empty() && c["relays"] == 0;
   }
 
-  void StartPhone(const std::string& host, const std::string& number, const std::string& addr) {
+  void StartPhone(const std::string& host, const std::string& number, const std::string& addr,
+                  bool auto_answer = true) {
     test::BaresipOptions o;
     o.netns = lab_.ns(host);
     o.dir = dir_.Sub("phone" + number);
     o.listen = addr + ":5060";
     o.aor = fmt::format("sip:{}@{}", number, kVip);
     o.password = kPassword;
-    o.account_params = ";audio_codecs=PCMU;answermode=auto";
+    o.account_params =
+        std::string(";audio_codecs=PCMU;answermode=") + (auto_answer ? "auto" : "manual");
     o.tone = dir_.Sub("tone.wav");
     o.regint = 600;  // no refresh during the test: the new active must know them already
     phones_.push_back(std::make_unique<test::BaresipPhone>(o));
+  }
+
+  // Extensions 2001 and 2002 on node `n`.
+  void AddExtensions(int n) {
+    for (const char* e : {"2001", "2002"}) {
+      test::CommandResult r = Pbxctl(n, {"ext", "add", e, "--name", std::string("Phone ") + e,
+                                         "--password", kPassword, "--codecs", "PCMU"});
+      ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    }
+  }
+
+  // The phones of 2001 (the caller) and 2002 (answering by itself or not), registered
+  // through the VIP at node `n`.
+  void StartPhones(int n, bool callee_answers) {
+    StartPhone("p1", "2001", "10.215.0.11");
+    StartPhone("p2", "2002", "10.215.0.12", callee_answers);
+    ASSERT_TRUE(test::WaitFor([&] { return Registered(n, "2001") && Registered(n, "2002"); }, 20s))
+        << Logs();
+  }
+
+  // `hanger` hangs up; node `n` then carries no call and holds one CDR, `rec`.
+  void HangUpForOneCdr(test::BaresipPhone& hanger, int n, json& rec) {
+    ASSERT_TRUE(hanger.Command("hangup"));
+    ASSERT_TRUE(test::WaitFor([&] { return Idle(n); }, 10s)) << Logs() << lab_.node(n)->Log();
+    json cdr;
+    ASSERT_TRUE(test::WaitFor(
+        [&] {
+          cdr = PbxctlJson(n, {"cdr"});
+          return cdr.contains("records") && cdr["records"].size() >= 1;
+        },
+        5s));
+    ASSERT_EQ(cdr["records"].size(), 1u) << "one CDR for a call across a failover: " << cdr.dump();
+    rec = cdr["records"][0];
   }
 
   std::string Logs() {
@@ -193,11 +228,7 @@ TEST_P(FailoverCallTest, CallSurvives) {
   const Failure failure = GetParam();
   const int a = 0, b = 1;
   ASSERT_EQ(lab_.StartPair(), "");
-  for (const char* n : {"2001", "2002"}) {
-    test::CommandResult r = Pbxctl(a, {"ext", "add", n, "--name", std::string("Phone ") + n,
-                                       "--password", kPassword, "--codecs", "PCMU"});
-    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  }
+  ASSERT_NO_FATAL_FAILURE(AddExtensions(a));
   if (carrier_) {
     test::CommandResult r =
         Pbxctl(a, {"trunk", "add", "acme", "--host", kCarrier, "--set", "port=5060", "--set",
@@ -205,10 +236,7 @@ TEST_P(FailoverCallTest, CallSurvives) {
                    "--set", "expiry=300"});
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   }
-  StartPhone("p1", "2001", "10.215.0.11");
-  StartPhone("p2", "2002", "10.215.0.12");
-  ASSERT_TRUE(test::WaitFor([&] { return Registered(a, "2001") && Registered(a, "2002"); }, 20s))
-      << Logs();
+  ASSERT_NO_FATAL_FAILURE(StartPhones(a, /*callee_answers=*/true));
   test::BaresipPhone& caller = *phones_[0];
   test::BaresipPhone& callee = *phones_[1];
 
@@ -264,17 +292,8 @@ TEST_P(FailoverCallTest, CallSurvives) {
 
   // Either side hangs up: the callee after a crash, the caller otherwise.
   test::BaresipPhone& hanger = failure == Failure::kKill ? callee : caller;
-  ASSERT_TRUE(hanger.Command("hangup"));
-  ASSERT_TRUE(test::WaitFor([&] { return Idle(b); }, 10s)) << Logs() << lab_.node(b)->Log();
-  json cdr;
-  ASSERT_TRUE(test::WaitFor(
-      [&] {
-        cdr = PbxctlJson(b, {"cdr"});
-        return cdr.contains("records") && cdr["records"].size() >= 1;
-      },
-      5s));
-  ASSERT_EQ(cdr["records"].size(), 1u) << "one CDR for a call across a failover: " << cdr.dump();
-  const json& rec = cdr["records"][0];
+  json rec;
+  ASSERT_NO_FATAL_FAILURE(HangUpForOneCdr(hanger, b, rec));
   EXPECT_EQ(rec["status"], "answered") << rec.dump();
   EXPECT_EQ(rec["caller"], "2001");
   EXPECT_EQ(rec["callee"], "2002");
@@ -297,6 +316,55 @@ TEST_P(FailoverCallTest, CallSurvives) {
     ASSERT_GE(recs.size(), 1u) << p->options().aor;
     EXPECT_GT(test::WavRms(recs.front()), 1000) << p->options().aor << " heard nothing";
   }
+}
+
+// A call still ringing when the active dies (kill -9) goes on on the new active: the callee
+// answers after the takeover and the call connects, with audio both ways through the new
+// active's relay and one CDR from the original start (recovery.h: both INVITE
+// transactions re-created from the replicated ringing record).
+class RingingFailoverTest : public FailoverCallTest {};
+
+TEST_F(RingingFailoverTest, RingingCallIsAnsweredAfterKillNine) {
+  const int a = 0, b = 1;
+  ASSERT_EQ(lab_.StartPair(), "");
+  ASSERT_NO_FATAL_FAILURE(AddExtensions(a));
+  ASSERT_NO_FATAL_FAILURE(StartPhones(a, /*callee_answers=*/false));
+  test::BaresipPhone& caller = *phones_[0];
+  test::BaresipPhone& callee = *phones_[1];
+
+  ASSERT_TRUE(caller.Command("dial", fmt::format("sip:2002@{}", kVip)));
+  ASSERT_TRUE(test::WaitFor([&] { return Calls(a, "ringing") == 1; }, 15s))
+      << Logs() << lab_.node(a)->Log();
+  std::this_thread::sleep_for(1s);  // the 180 reached the caller; its record reached B
+  const int64_t failed_unix_ms = UnixMs();
+  const Clock::time_point failed_at = Clock::now();
+  ASSERT_NO_FATAL_FAILURE(Fail(Failure::kKill, a));
+  ASSERT_TRUE(test::WaitFor([&] { return Calls(b, "ringing") == 1; }, 15s)) << lab_.node(b)->Log();
+  std::cout << "[ MEASURED ] RingingKillNine: the ringing call is up on B " << MsSince(failed_at)
+            << " ms after the failure\n";
+
+  ASSERT_TRUE(callee.Command("accept"));
+  ASSERT_TRUE(test::WaitFor([&] { return Calls(b) == 1; }, 10s)) << Logs() << lab_.node(b)->Log();
+  std::vector<std::unique_ptr<test::RtpGapMeter>> meters;
+  for (const char* host : {"p1", "p2"}) {
+    meters.push_back(std::make_unique<test::RtpGapMeter>(lab_.ns(host), kVip));
+  }
+  std::this_thread::sleep_for(3s);
+  for (size_t i = 0; i < meters.size(); ++i) {
+    meters[i]->Stop();
+    std::cout << "[ MEASURED ] RingingKillNine: phone " << i + 1 << " got " << meters[i]->packets()
+              << " RTP packets in 3 s, longest pause " << meters[i]->max_gap_ms() << " ms\n";
+    EXPECT_GT(meters[i]->packets(), 100u) << "phone " << i + 1 << " got no audio\n" << Logs();
+  }
+
+  json rec;
+  ASSERT_NO_FATAL_FAILURE(HangUpForOneCdr(caller, b, rec));
+  EXPECT_EQ(rec["status"], "answered") << rec.dump();
+  EXPECT_EQ(rec["caller"], "2001");
+  EXPECT_EQ(rec["callee"], "2002");
+  EXPECT_EQ(rec["hangup_side"], "caller") << rec.dump();
+  EXPECT_LT(rec["start_unix_ms"].get<int64_t>(), failed_unix_ms) << rec.dump();
+  EXPECT_GT(rec["answer_unix_ms"].get<int64_t>(), failed_unix_ms) << rec.dump();
 }
 
 INSTANTIATE_TEST_SUITE_P(Failures, FailoverCallTest,

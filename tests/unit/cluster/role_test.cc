@@ -560,6 +560,34 @@ TEST(RoleTest, ALateRenewalStillRenewsTheLease) {
           });
 }
 
+// A promotion's slow claim (epoch commit, VIP, under disk load) runs while the node cannot
+// step: the renewals it sends meanwhile (ClaimRenewal) keep the lease, and the last one's
+// grant, stepped after the claim, counts before the license check. A stale grant does not.
+TEST(RoleTest, RenewalsDuringASlowClaimKeepTheLicense) {
+  for (bool fresh : {true, false}) {
+    Driver d(Config());
+    MakeActiveAlone(d);  // asked at +500, granted until +1000; the claim starts at +502
+    EXPECT_FALSE(d.m().ClaimRenewal(At(510ms)).has_value()) << "just renewed";
+    std::optional<Action> first = d.m().ClaimRenewal(At(600ms));
+    ASSERT_TRUE(first.has_value());
+    EXPECT_EQ(first->kind, K::kRequestLease);
+    EXPECT_FALSE(d.m().ClaimRenewal(At(650ms)).has_value()) << "one in flight";
+    std::optional<Action> last = d.m().ClaimRenewal(At(900ms));  // the first one timed out
+    ASSERT_TRUE(last.has_value());
+    EXPECT_GT(last->request_id, first->request_id);
+    // The claim ends at +1150, past the first lease: the grant of the last renewal.
+    ev::WitnessReply r{fresh ? last->request_id : first->request_id, true, "a",
+                       fresh ? At(1400ms) : At(1100ms), 0ms};
+    d.m().Step(At(1150ms), r);
+    EXPECT_EQ(d.m().role(), fresh ? Role::kActive : Role::kIsolated) << d.m().reason();
+    if (fresh) {
+      EXPECT_EQ(d.m().ServingUntil(), At(1400ms));
+    }
+  }
+  Driver standby(Config());
+  EXPECT_FALSE(standby.m().ClaimRenewal(At(0ms)).has_value()) << "not active";
+}
+
 TEST(RoleTest, ActiveRidesOutAWitnessOutageOnItsStandbysEchoes) {
   Driver d(Config());
   MakeActiveAlone(d);

@@ -47,8 +47,9 @@ class ClusterControllerTest : public testing::Test {
   }
 
   // A node whose peer never answers; `witness_port` 0: a witness address nobody listens on,
-  // so the node never gets the right to promote.
-  BootstrapConfig Config(int witness_port) const {
+  // so the node never gets the right to promote. It is a candidate (and prepares its
+  // promotion) once its peer is hb_dead intervals of 20 ms silent.
+  BootstrapConfig Config(int witness_port, uint32_t hb_dead, uint32_t hb_ms) const {
     BootstrapConfig c;
     c.node_name = "pbx-a";
     BootstrapConfig::Cluster cl;
@@ -57,15 +58,16 @@ class ClusterControllerTest : public testing::Test {
     cl.peer = Endpoint{"127.0.0.1", static_cast<uint16_t>(base_ + 2)};
     cl.witness =
         Endpoint{"127.0.0.1", static_cast<uint16_t>(witness_port ? witness_port : base_ + 4)};
-    cl.hb_interval_ms = 20;
-    cl.hb_dead = 5;
+    cl.hb_interval_ms = hb_ms;
+    cl.hb_dead = hb_dead;
     c.cluster = cl;
     return c;
   }
 
-  void StartController(int witness_port, hal::LineSwitch* lines = nullptr) {
-    Result<std::unique_ptr<ClusterController>> c =
-        ClusterController::Start(Config(witness_port), *db_, *local_, *gate_, nullptr, lines);
+  void StartController(int witness_port, hal::LineSwitch* lines = nullptr, uint32_t hb_dead = 5,
+                       uint32_t hb_ms = 20) {
+    Result<std::unique_ptr<ClusterController>> c = ClusterController::Start(
+        Config(witness_port, hb_dead, hb_ms), *db_, *local_, *gate_, nullptr, lines);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     controller_ = std::move(*c);
   }
@@ -97,7 +99,11 @@ class ClusterControllerTest : public testing::Test {
 // Records what the controller asked of the line switch.
 class RecordingLineSwitch final : public hal::LineSwitch {
  public:
-  Status Take() override { return Record("take"); }
+  explicit RecordingLineSwitch(std::chrono::milliseconds take_time = 0ms) : take_time_(take_time) {}
+  Status Take() override {
+    std::this_thread::sleep_for(take_time_);  // a relay that is slow to switch
+    return Record("take");
+  }
   Status Release() override { return Record("release"); }
   std::vector<std::string> calls() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -110,6 +116,7 @@ class RecordingLineSwitch final : public hal::LineSwitch {
     calls_.push_back(what);
     return Status::Ok();
   }
+  const std::chrono::milliseconds take_time_;
   mutable std::mutex mu_;
   std::vector<std::string> calls_;
 };
@@ -172,16 +179,46 @@ TEST_F(ClusterControllerTest, StoreUsedStandaloneCountsAsWasActive) {
   EXPECT_NE(controller_->role(), "active");
 }
 
+// (A peer silent for 2 s: the node is no candidate yet, so it has not prepared a promotion.)
 TEST_F(ClusterControllerTest, FreshStoreAndFollowerStoreDoNotCountAsWasActive) {
-  ASSERT_NO_FATAL_FAILURE(StartController(0));
+  ASSERT_NO_FATAL_FAILURE(StartController(0, nullptr, 100));
   EXPECT_FALSE(WasActive()) << "a new DB holds nothing but the column-family map";
   controller_->Stop();
   controller_.reset();
 
   // What a follower holds: the pair's history, epoch 3.
   ASSERT_NO_FATAL_FAILURE(WriteAsOf(3));
-  ASSERT_NO_FATAL_FAILURE(StartController(0));
+  ASSERT_NO_FATAL_FAILURE(StartController(0, nullptr, 100));
   EXPECT_FALSE(WasActive());
+}
+
+// Under disk load (an fsync takes a second) the promotion's claim outlasts the lease many
+// times over: with 50 ms heartbeats (a 250 ms lease, witness calls given 100 ms) the epoch
+// commit takes 1 s here and the line switch 500 ms. The lease is renewed while they run,
+// so the node promotes once and stays active; before two-phase promotion it fenced itself
+// after every claim and promoted again (a new epoch each time).
+TEST_F(ClusterControllerTest, SlowPromotionKeepsTheLeaseAndPromotesOnce) {
+  cluster::WitnessServer::Options wo;
+  wo.lease.startup_hold = 0ms;
+  cluster::WitnessServer witness(wo);
+  ASSERT_TRUE(witness.Start("tcp://127.0.0.1:0").ok());
+
+  std::atomic<int> epoch_commits{0};
+  // Runs on the committing thread, inside Commit: the slow fsync of the epoch.
+  store::Subscription sub = db_->Subscribe(store::Table::kMeta, "", [&](const store::Change&) {
+    ++epoch_commits;
+    std::this_thread::sleep_for(1s);
+  });
+  RecordingLineSwitch lines(500ms);
+  ASSERT_NO_FATAL_FAILURE(StartController(witness.port(), &lines, 5, 50));
+  ASSERT_TRUE(test::WaitFor([&] { return controller_->role() == "active"; }, 10s))
+      << controller_->role() << ": " << controller_->role_reason();
+  std::this_thread::sleep_for(500ms);  // ten intervals: renewals as usual after the claim
+  EXPECT_EQ(controller_->role(), "active") << controller_->role_reason();
+  EXPECT_EQ(epoch_commits.load(), 1) << "the node fenced and promoted again";
+  EXPECT_EQ(lines.calls(), (std::vector<std::string>{"release", "take"}));
+  EXPECT_TRUE(WasActive());
+  controller_.reset();
 }
 
 }  // namespace

@@ -112,5 +112,38 @@ TEST(RecoveryTest, RestoresTheMediaOnTheOldPortsAndKeepsTheRecordFields) {
   EXPECT_EQ((*all)[0], Record(1, 2));
 }
 
+// A ringing call (no answer yet): what the new active needs to go on with both INVITE
+// transactions, checked, and kept by the store.
+TEST(RecoveryTest, RingingRecordsAreCheckedAndStored) {
+  store::ActiveCall r = Record(10000, 10002);
+  r.answer_unix = r.answer_unix_ms = 0;
+  r.answer.clear();
+  EXPECT_EQ(CheckRingingCall(r).message(), "ringing call: no caller INVITE");
+  r.caller_invite = "INVITE sip:2002@pbx SIP/2.0\r\n...";
+  EXPECT_EQ(CheckRingingCall(r).message(), "ringing call: no INVITE to the callee");
+  r.ringing.push_back({"INVITE sip:2002@10.0.0.12 SIP/2.0\r\n...", "sip:2002@10.0.0.12",
+                       "sip:10.0.0.12:5060;transport=udp"});
+  r.ring_deadline_unix_ms = 1'700'000'030'123;
+  r.rung_extension = "2002";
+  EXPECT_TRUE(CheckRingingCall(r).ok()) << CheckRingingCall(r).ToString();
+  EXPECT_EQ(CheckActiveCall(r).message(), "no offer/answer to replay") << "not an answered call";
+  store::ActiveCall no_route = r;
+  no_route.ringing[0].route.clear();
+  EXPECT_EQ(CheckRingingCall(no_route).code(), Status::Code::kInvalidArgument);
+  store::ActiveCall no_tag = r;
+  no_tag.a.local_tag.clear();
+  EXPECT_EQ(CheckRingingCall(no_tag).message(), "ringing call: no To tag sent to the caller");
+
+  store::MemStoreFactory factory;
+  std::unique_ptr<store::StateStore> db = factory.Open();
+  store::WriteSet w;
+  store::ActiveCallRepo::Put(r, w);
+  ASSERT_TRUE(db->Commit(w, store::Durability::kAsync).ok());
+  auto all = store::ActiveCallRepo(*db).List();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0], r);
+}
+
 }  // namespace
 }  // namespace pbx::sip
