@@ -12,11 +12,12 @@
 // Kamailio (Debian's kamailio) playing the SIP carrier of trunk tests, from the template
 // tests/system/kamailio_carrier.cfg: a registrar with digest auth (realm "carrier") over a
 // db_text subscriber table, a proxy that routes INVITEs by its location table (a DID
-// "555..." to the trunk's AoR "acme"), and a log line per REGISTER. It runs on loopback or
-// in a network namespace; kamcmd reads its location table over a unix socket. Besides UDP it
-// listens on TCP and TLS when asked (`tcp`, `tls`): the TLS certificate is made with openssl
-// into `dir` at Start (self-signed, never committed), and Kamailio connects to TLS contacts
-// without verifying them.
+// "555..." to the trunk's AoR "acme"), and log lines per REGISTER and INVITE (received and
+// sent, with their transport). It runs on loopback or in a network namespace; kamcmd reads
+// its location table over a unix socket. Besides UDP it listens on TCP and TLS when asked
+// (`tcp`, `tls`): the TLS certificate is made with openssl into `dir` at Start
+// (self-signed, never committed), and Kamailio connects to TLS contacts without verifying
+// them.
 namespace pbx::test {
 
 inline constexpr char kKamailioPath[] = "/usr/sbin/kamailio";
