@@ -12,12 +12,13 @@ build_pkgs=(
 )
 # clang + libclang-rt (a Recommends, so named here): the libFuzzer targets in tests/fuzz/.
 # baresip-core: the SIP interop test in tests/system/.
-# kamailio (and kamcmd in it): the carrier of the trunk tests (tests/system/kamailio_carrier.h).
+# kamailio (and kamcmd in it): the carrier of the trunk tests (tests/system/kamailio_carrier.h);
+# kamailio-tls-modules: its TLS listener for the TLS trunk tests.
 # chromium runs the web admin's browser tests (tests/browser), driven by playwright-core
 # from npm (package-lock.json there; `npm ci` below).
 # sip-tester (sipp): the two phones of the browser test's call (tests/browser/calls_test.mjs).
 test_pkgs=(libgtest-dev libgmock-dev clang-format clang libclang-rt-14-dev baresip-core kamailio
-           chromium sip-tester)
+           kamailio-tls-modules chromium sip-tester)
 testing=false
 [[ "${1:-}" == "--test" ]] && testing=true
 

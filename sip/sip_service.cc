@@ -41,7 +41,7 @@ class SipServiceImpl : public SipService {
     calls_ = std::make_unique<B2bua>(*stack_, *registrar_, store_, *writer_, *relay_, co);
     trunks_ = std::make_unique<TrunkClient>(*stack_, store_, *writer_, serving_,
                                             o.trunk_takeover_window_ms);
-    trunks_->set_contact(co.address, co.sip_port);  // where the B2BUA's calls are
+    trunks_->set_contact(co.address);  // where the B2BUA's calls are
     Status s;
     stack_->Run([&] {
       s = registrar_->Init();

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include <fmt/format.h>
+#include <sofia-sip/msg_addr.h>
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
@@ -27,9 +28,18 @@ int StatusOf(nta_outgoing_t* orq, const sip_t* reply) {
   return reply && reply->sip_status ? reply->sip_status->st_status : nta_outgoing_status(orq);
 }
 
-// nta reports no answer as 408 and a transport failure as 503 without a reply.
-bool NoAnswer(int status, const sip_t* reply) {
-  return reply == nullptr && (status == 408 || status == 503);
+// Whether the carrier said nothing: nta reports no answer as 408 without a reply, and a
+// transport failure (a refused or reset TCP/TLS connection) as a 503 it makes itself, which
+// unlike a carrier's reply never came from an address.
+bool NoAnswer(nta_outgoing_t* orq, int status, const sip_t* reply) {
+  if (status != 408 && status != 503) return false;
+  if (reply == nullptr) return true;
+  msg_t* response = nta_outgoing_getresponse(orq);
+  if (response == nullptr) return true;
+  const su_sockaddr_t* from = msg_addr(response);
+  bool local = from == nullptr || from->su_family == 0;
+  msg_destroy(response);
+  return local;
 }
 
 std::string HostPort(const std::string& host, uint32_t port) {
@@ -180,6 +190,21 @@ std::string TrunkClient::Target(const store::Trunk& t) const {
                      t.transport);
 }
 
+std::string TrunkClient::ContactOf(const store::Trunk& t) const {
+  std::string host = contact_host_;
+  if (host.empty()) {
+    const sip_contact_t* m = nta_agent_contact(stack_.agent());
+    if (m == nullptr || m->m_url->url_host == nullptr) return "";
+    host = m->m_url->url_host;
+  }
+  // TCP and TLS contacts name their transport: the carrier opens a connection to that port
+  // for calls (RFC 3261 §19.1.4; a plain sip: URI with transport=tls, as carriers expect).
+  BoundPorts ports = stack_.ports();
+  uint16_t port = t.transport == "tls" ? ports.tls : t.transport == "tcp" ? ports.tcp : ports.udp;
+  std::string params = t.transport == "udp" ? "" : ";transport=" + t.transport;
+  return fmt::format("<sip:{}@{}{}>", t.username, HostPort(host, port), params);
+}
+
 std::string TrunkClient::NewCallId() { return fmt::format("{:016x}{:08x}@pbx", rng_(), rng_()); }
 
 std::string TrunkClient::Authorization(Line& line) {
@@ -220,16 +245,7 @@ void TrunkClient::SendRegister(Line& line, bool fresh_call_id, bool unregister) 
   std::string from = aor + ";tag=" + line.from_tag;
   std::string cseq = fmt::format("{} REGISTER", s.cseq);
   std::string expires = unregister ? "0" : std::to_string(t.expiry);
-  std::string contact;
-  if (!contact_host_.empty()) {
-    contact = fmt::format("<sip:{}@{}>", t.username, HostPort(contact_host_, contact_port_));
-    if (t.transport != "udp") contact.insert(contact.size() - 1, ";transport=" + t.transport);
-  } else if (const sip_contact_t* m = nta_agent_contact(stack_.agent()); m && m->m_url->url_host) {
-    contact =
-        fmt::format("<sip:{}@{}{}{}>", t.username, m->m_url->url_host,
-                    m->m_url->url_port ? ":" : "", m->m_url->url_port ? m->m_url->url_port : "");
-    if (t.transport != "udp") contact.insert(contact.size() - 1, ";transport=" + t.transport);
-  }
+  std::string contact = ContactOf(t);
   msg_t* msg = NewRequest(request, aor, from, s.call_id, cseq);
   if (msg == nullptr) return;
   if (sip_add_tl(msg, sip_object(msg),
@@ -271,9 +287,9 @@ bool TrunkClient::Send(const Line& line, Kind kind, msg_t* msg) {
       auto [name, k] = it->second;
       self->in_flight_.erase(it);
       if (k == Kind::kRegister) {
-        self->OnRegisterReply(name, status, reply);
+        self->OnRegisterReply(name, status, NoAnswer(orq, status, reply) ? nullptr : reply);
       } else {  // any answer at all means the carrier is there; only silence is not
-        self->OnQualifyReply(name, NoAnswer(status, reply) ? status : 200);
+        self->OnQualifyReply(name, NoAnswer(orq, status, reply) ? status : 200);
       }
     }
     nta_outgoing_destroy(orq);
@@ -333,7 +349,7 @@ void TrunkClient::OnRegisterReply(const std::string& name, int status, const sip
   std::string phrase = reply && reply->sip_status && reply->sip_status->st_phrase
                            ? reply->sip_status->st_phrase
                            : (status == 408 ? "Request Timeout" : "Service Unavailable");
-  Failed(line, status, NoAnswer(status, reply) ? "no answer: " + phrase : phrase);
+  Failed(line, status, reply == nullptr ? "no answer: " + phrase : phrase);
 }
 
 void TrunkClient::Failed(Line& line, int status, std::string reason) {

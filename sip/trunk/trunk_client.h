@@ -37,12 +37,9 @@ class TrunkClient {
   TrunkClient& operator=(const TrunkClient&) = delete;
 
   // The address in the Contact of every REGISTER, the one calls use (the VIP when
-  // clustered, so the carrier reaches whichever node is active). Unset: the agent's own.
-  // Before Init.
-  void set_contact(std::string host, uint16_t port) {
-    contact_host_ = std::move(host);
-    contact_port_ = port;
-  }
+  // clustered, so the carrier reaches whichever node is active); the port is the stack's
+  // for the trunk's transport. Unset: the agent's own address. Before Init.
+  void set_contact(std::string host) { contact_host_ = std::move(host); }
   // Loads trunks and their state, subscribes to the feed, starts the tick. Signalling thread.
   Status Init();
   // Cancels the feed and the timer. Signalling thread; before the stack stops.
@@ -92,6 +89,8 @@ class TrunkClient {
   void OnChange(const store::Change& change);
   void Apply(const store::Trunk& trunk);
   std::string Target(const store::Trunk& t) const;
+  // Where the carrier sends calls for `t`: our address and the port of its transport.
+  std::string ContactOf(const store::Trunk& t) const;
   std::string NewCallId();
 
   Stack& stack_;
@@ -100,7 +99,6 @@ class TrunkClient {
   std::function<bool()> serving_;
   bool was_serving_ = false;
   std::string contact_host_;
-  uint16_t contact_port_ = 0;
   uint32_t takeover_window_ms_ = 0;
   std::map<std::string, Line> lines_;
   // In-flight transactions: the trunk and what they are.

@@ -212,7 +212,7 @@ TEST_F(CarrierCallTest, OutboundAndDidCallsWithAudioAndRefreshesSeenByTheCarrier
 
   // The carrier's view of the trunk: the first REGISTER (challenged), its answer with
   // credentials, and refreshes every 3 s, all in one Call-ID with CSeq + 1 each.
-  std::vector<test::CarrierRegister> regs;
+  std::vector<test::CarrierRequest> regs;
   ASSERT_TRUE(
       test::WaitFor([&] { return (regs = carrier_->Registers(kTrunkUser)).size() >= 4; }, 10s))
       << regs.size() << " REGISTERs";
@@ -226,7 +226,7 @@ TEST_F(CarrierCallTest, OutboundAndDidCallsWithAudioAndRefreshesSeenByTheCarrier
   EXPECT_EQ(binding->call_id, regs[0].call_id);
   regs = carrier_->Registers(kTrunkUser);
   EXPECT_TRUE(std::any_of(regs.begin(), regs.end(),
-                          [&](const test::CarrierRegister& r) { return r.cseq == binding->cseq; }))
+                          [&](const test::CarrierRequest& r) { return r.cseq == binding->cseq; }))
       << "CSeq " << binding->cseq;
   EXPECT_GT(binding->cseq, regs[1].cseq);
   std::cout << "[ MEASURED ] the carrier saw " << regs.size() << " REGISTERs of the trunk, CSeq "

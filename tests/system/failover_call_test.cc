@@ -248,7 +248,7 @@ TEST_P(FailoverCallTest, CallSurvives) {
   }
   std::this_thread::sleep_for(2s);  // audio both ways; the call record reached B long ago
 
-  std::vector<test::CarrierRegister> before;
+  std::vector<test::CarrierRequest> before;
   if (carrier_) {
     ASSERT_TRUE(test::WaitFor([&] { return !carrier_->Registers("acme").empty(); }, 10s))
         << carrier_->Log();
@@ -278,7 +278,7 @@ TEST_P(FailoverCallTest, CallSurvives) {
 
   if (carrier_) {
     // The first REGISTER from B continues A's registration: same Call-ID, CSeq + 1.
-    std::vector<test::CarrierRegister> after;
+    std::vector<test::CarrierRequest> after;
     ASSERT_TRUE(test::WaitFor(
         [&] { return (after = carrier_->Registers("acme")).size() > before.size(); }, 5s))
         << "the trunk did not re-register from B\n"
