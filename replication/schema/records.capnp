@@ -354,7 +354,8 @@ struct ActiveCall {
   type @16 :Text;           # internal | outbound | inbound (the CDR's type)
   trunk @17 :Text;          # the trunk of the B leg (outbound) or of A (inbound)
   maxDuration @18 :UInt32;  # seconds of talk allowed (the route's limit or the setting)
-  # Next free number: @19 (append only).
+  pin @19 :Text;            # the PIN entered for the route's PIN set (the CDR's pin)
+  # Next free number: @20 (append only).
 }
 
 # A call detail record (FEATURES.md 10.1). Key: records "cdr/<20-digit start ms>-<16 hex id>",
@@ -376,7 +377,8 @@ struct Cdr {
   cause @13 :Text;          # the SIP status or reason that ended the call
   hangupSide @14 :Text;     # caller | callee | pbx
   recorded @15 :Bool;
-  # Next free number: @16 (append only).
+  pin @16 :Text;            # the PIN entered for an outbound route's PIN set (FEATURES 5.9)
+  # Next free number: @17 (append only).
 }
 
 # One forwarding rule of an extension (FEATURES.md §7.1): where to, and whether it applies.

@@ -1252,6 +1252,7 @@ std::string EncodeActiveCall(const ActiveCall& c) {
   b.setType(ToText(c.type));
   b.setTrunk(ToText(c.trunk));
   b.setMaxDuration(c.max_duration);
+  b.setPin(ToText(c.pin));
   return Serialize(message);
 }
 
@@ -1277,6 +1278,7 @@ Result<ActiveCall> DecodeActiveCall(std::string_view key, std::string_view bytes
     c.type = ToString(r.getType());
     c.trunk = ToString(r.getTrunk());
     c.max_duration = r.getMaxDuration();
+    c.pin = ToString(r.getPin());
     return c;
   });
 }
@@ -1300,6 +1302,7 @@ std::string EncodeCdr(const Cdr& c) {
   b.setCause(ToText(c.cause));
   b.setHangupSide(ToText(c.hangup_side));
   b.setRecorded(c.recorded);
+  b.setPin(ToText(c.pin));
   return Serialize(message);
 }
 
@@ -1322,6 +1325,7 @@ Result<Cdr> DecodeCdr(std::string_view key, std::string_view bytes) {
     c.cause = ToString(r.getCause());
     c.hangup_side = ToString(r.getHangupSide());
     c.recorded = r.getRecorded();
+    c.pin = ToString(r.getPin());
     return c;
   });
 }
@@ -1369,6 +1373,7 @@ Result<std::vector<Cdr>> CdrRepo::Query(const CdrQuery& q) const {
     if (!q.caller.empty() && c.caller != q.caller) continue;
     if (!q.callee.empty() && c.callee != q.callee && c.final_callee != q.callee) continue;
     if (!q.type.empty() && c.type != q.type) continue;
+    if (!q.pin.empty() && c.pin != q.pin) continue;
     out.push_back(std::move(c));
     if (q.limit != 0 && out.size() == q.limit) break;
   }
