@@ -11,3 +11,5 @@ find_package(CLI11 CONFIG REQUIRED)                 # CLI11::CLI11
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)   # compiled with OpenSSL
 pkg_check_modules(TOMLPP REQUIRED IMPORTED_TARGET tomlplusplus)
 pkg_check_modules(SOFIA REQUIRED IMPORTED_TARGET sofia-sip-ua)   # -I/usr/include/sofia-sip-1.12
+pkg_check_modules(SPANDSP REQUIRED IMPORTED_TARGET spandsp)      # tones, DTMF (media/apps)
+pkg_check_modules(TIFF REQUIRED IMPORTED_TARGET libtiff-4)       # spandsp.h includes <tiffio.h>

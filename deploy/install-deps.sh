@@ -6,7 +6,7 @@ set -euo pipefail
 build_pkgs=(
   build-essential cmake pkg-config
   librocksdb-dev libcapnp-dev capnproto libnng-dev
-  libsofia-sip-ua-dev libspandsp-dev libssl-dev
+  libsofia-sip-ua-dev libspandsp-dev libtiff-dev libssl-dev
   libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libfmt-dev libtomlplusplus-dev
   libnl-route-3-dev
 )

@@ -63,7 +63,8 @@ json CdrToJson(const store::Cdr& c) {
               {"status", c.status},
               {"cause", c.cause},
               {"hangup_side", c.hangup_side},
-              {"recorded", c.recorded}};
+              {"recorded", c.recorded},
+              {"pin", c.pin}};
 }
 
 void ListCalls(const RouteContext& ctx, const Request&, Response& res) {
@@ -114,7 +115,7 @@ std::optional<CdrSearch> ReadCdrSearch(const Request& req, Response& res, bool o
   if (req.has_param("to")) s.query.to_unix_ms = to * 1000;
   s.offset = static_cast<size_t>(offset);
   s.limit = static_cast<size_t>(limit);
-  for (const char* name : {"caller", "callee"}) {
+  for (const char* name : {"caller", "callee", "pin"}) {
     if (own && req.has_param(name)) {
       SendError(res, 400, "invalid_argument",
                 fmt::format("{} is not a filter of your own call log", name), name);
@@ -124,6 +125,7 @@ std::optional<CdrSearch> ReadCdrSearch(const Request& req, Response& res, bool o
   s.query.caller = req.get_param_value("caller");
   s.query.callee = req.get_param_value("callee");
   s.query.type = req.get_param_value("type");
+  s.query.pin = req.get_param_value("pin");
   if (!s.query.type.empty() && s.query.type != "internal" && s.query.type != "inbound" &&
       s.query.type != "outbound") {
     SendError(res, 400, "invalid_argument", "type must be internal, inbound or outbound", "type");
@@ -197,7 +199,7 @@ void AppendCsvField(std::string& out, std::string_view v) {
 std::string CdrCsv(const std::vector<store::Cdr>& rows) {
   std::string out =
       "id,start,answer,end,caller,caller_name,callee,final_callee,duration,billable,trunk,"
-      "type,status,cause,hangup_side,recorded\r\n";
+      "type,status,cause,hangup_side,recorded,pin\r\n";
   for (const store::Cdr& c : rows) {
     const std::string fields[] = {std::to_string(c.id),
                                   IsoTime(c.start_unix_ms),
@@ -214,7 +216,8 @@ std::string CdrCsv(const std::vector<store::Cdr>& rows) {
                                   c.status,
                                   c.cause,
                                   c.hangup_side,
-                                  c.recorded ? "yes" : "no"};
+                                  c.recorded ? "yes" : "no",
+                                  c.pin};
     for (size_t i = 0; i < std::size(fields); ++i) {
       if (i) out += ',';
       AppendCsvField(out, fields[i]);
@@ -235,6 +238,11 @@ void ListCdr(store::StateStore& store, const Request& req, Response& res, const 
   Result<std::vector<store::Cdr>> rows =
       own ? OwnCdrs(store, s->query, who.user) : store::CdrRepo(store).Query(s->query);
   if (!rows.ok()) return SendStatus(req, res, rows.status());
+  // A PIN is an audit trail for the administrator; a user's own log does not show which PIN
+  // (perhaps a colleague's) was entered on the phone.
+  if (own) {
+    for (store::Cdr& c : *rows) c.pin.clear();
+  }
   if (!s->status.empty()) {
     std::erase_if(*rows, [&](const store::Cdr& c) { return c.status != s->status; });
   }

@@ -501,7 +501,7 @@ int RunCalls(const GlobalOptions& g, std::ostream& out, std::ostream& err) {
 }
 
 int RunCdr(const GlobalOptions& g, const CdrFilter& f, std::ostream& out, std::ostream& err) {
-  for (const std::string* n : {&f.caller, &f.callee}) {
+  for (const std::string* n : {&f.caller, &f.callee, &f.pin}) {
     if (n->find_first_not_of("0123456789*#+") != std::string::npos) {
       err << "pbxctl: '" << *n << "' is not a number\n";
       return kExitUsage;
@@ -517,6 +517,7 @@ int RunCdr(const GlobalOptions& g, const CdrFilter& f, std::ostream& out, std::o
   add("caller", f.caller);
   add("callee", f.callee);
   add("type", f.type);
+  add("pin", f.pin);
   if (f.limit) add("limit", std::to_string(*f.limit));
   return ListCommand(g, "/api/v1/cdr" + query, "records",
                      {{"start_unix_ms", "START (ms)"},
@@ -527,6 +528,7 @@ int RunCdr(const GlobalOptions& g, const CdrFilter& f, std::ostream& out, std::o
                       {"duration", "DURATION"},
                       {"billable", "BILLABLE"},
                       {"hangup_side", "HUNG UP"},
+                      {"pin", "PIN"},
                       {"cause", "CAUSE"}},
                      out, err);
 }

@@ -81,7 +81,7 @@ int RunRouteDel(const GlobalOptions& g, const std::string& kind, const std::stri
 // Calls in progress, and the call detail records (filters as GET /api/v1/cdr takes them).
 struct CdrFilter {
   std::optional<int64_t> from, to;  // unix seconds, start time
-  std::string caller, callee, type;
+  std::string caller, callee, type, pin;
   std::optional<uint32_t> limit;
 };
 int RunCalls(const GlobalOptions& g, std::ostream& out, std::ostream& err);

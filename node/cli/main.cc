@@ -127,6 +127,7 @@ int main(int argc, char** argv) {
   cdr->add_option("--callee", cdr_filter.callee, "Called number");
   cdr->add_option("--type", cdr_filter.type, "internal, inbound or outbound")
       ->check(CLI::IsMember({"internal", "inbound", "outbound"}));
+  cdr->add_option("--pin", cdr_filter.pin, "The PIN entered for a route's PIN set");
   cdr->add_option("--limit", cdr_filter.limit, "At most this many (1-10000, default 100)");
   cdr->add_flag("--json", g.json, "Print JSON");
 

@@ -362,7 +362,8 @@ struct ActiveCall {
   ringing @20 :List(RingingBranch);
   ringDeadlineUnixMs @21 :Int64;
   rungExtension @22 :Text;
-  # Next free number: @23 (append only).
+  pin @23 :Text;            # the PIN entered for the route's PIN set (the CDR's pin)
+  # Next free number: @24 (append only).
 }
 
 # One INVITE of a ringing call to one binding of the callee (ActiveCall.ringing).
@@ -392,7 +393,8 @@ struct Cdr {
   cause @13 :Text;          # the SIP status or reason that ended the call
   hangupSide @14 :Text;     # caller | callee | pbx
   recorded @15 :Bool;
-  # Next free number: @16 (append only).
+  pin @16 :Text;            # the PIN entered for an outbound route's PIN set (FEATURES 5.9)
+  # Next free number: @17 (append only).
 }
 
 # One forwarding rule of an extension (FEATURES.md §7.1): where to, and whether it applies.

@@ -1261,6 +1261,7 @@ std::string EncodeActiveCall(const ActiveCall& c) {
   }
   b.setRingDeadlineUnixMs(c.ring_deadline_unix_ms);
   b.setRungExtension(ToText(c.rung_extension));
+  b.setPin(ToText(c.pin));
   return Serialize(message);
 }
 
@@ -1293,6 +1294,7 @@ Result<ActiveCall> DecodeActiveCall(std::string_view key, std::string_view bytes
     }
     c.ring_deadline_unix_ms = r.getRingDeadlineUnixMs();
     c.rung_extension = ToString(r.getRungExtension());
+    c.pin = ToString(r.getPin());
     return c;
   });
 }
@@ -1316,6 +1318,7 @@ std::string EncodeCdr(const Cdr& c) {
   b.setCause(ToText(c.cause));
   b.setHangupSide(ToText(c.hangup_side));
   b.setRecorded(c.recorded);
+  b.setPin(ToText(c.pin));
   return Serialize(message);
 }
 
@@ -1338,6 +1341,7 @@ Result<Cdr> DecodeCdr(std::string_view key, std::string_view bytes) {
     c.cause = ToString(r.getCause());
     c.hangup_side = ToString(r.getHangupSide());
     c.recorded = r.getRecorded();
+    c.pin = ToString(r.getPin());
     return c;
   });
 }
@@ -1385,6 +1389,7 @@ Result<std::vector<Cdr>> CdrRepo::Query(const CdrQuery& q) const {
     if (!q.caller.empty() && c.caller != q.caller) continue;
     if (!q.callee.empty() && c.callee != q.callee && c.final_callee != q.callee) continue;
     if (!q.type.empty() && c.type != q.type) continue;
+    if (!q.pin.empty() && c.pin != q.pin) continue;
     out.push_back(std::move(c));
     if (q.limit != 0 && out.size() == q.limit) break;
   }

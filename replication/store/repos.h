@@ -534,6 +534,7 @@ struct ActiveCall {
   std::vector<Branch> ringing;
   int64_t ring_deadline_unix_ms = 0;
   std::string rung_extension;
+  std::string pin;  // the CDR's pin
   bool operator==(const ActiveCall&) const = default;
 };
 
@@ -567,6 +568,7 @@ struct Cdr {
   std::string cause;              // SIP status or reason that ended it
   std::string hangup_side;        // caller | callee | pbx
   bool recorded = false;
+  std::string pin;  // the PIN entered for an outbound route's PIN set; empty: none asked
   bool operator==(const Cdr&) const = default;
 };
 
@@ -574,6 +576,7 @@ struct CdrQuery {
   int64_t from_unix_ms = 0;          // start time >= from
   int64_t to_unix_ms = INT64_MAX;    // start time < to
   std::string caller, callee, type;  // exact match when not empty
+  std::string pin;                   // exact match when not empty
   size_t limit = 100;                // 0: all
 };
 

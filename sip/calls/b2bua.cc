@@ -240,6 +240,14 @@ struct B2bua::Call {
   std::vector<std::string> caller_codecs;  // the caller's extension's (or trunk's) codecs
   std::string b_from;                      // From of B towards an extension
   size_t ringing_stored = 0;  // branches in this ringing call's runtime record (StoreRinging)
+  // PIN entry (StartPinPrompt): the endpoint that answered A, in the relay's side B until
+  // B answers; the entry's state; the route waiting for the PIN; the PIN accepted (the
+  // CDR's). `a_answered`: A got our 200 before B answered.
+  std::unique_ptr<media::MediaEndpoint> prompt;
+  std::optional<PinEntry> pin_entry;
+  DialTarget pin_target;
+  std::string pin;
+  bool a_answered = false;
 };
 
 // Where a call goes next (Follow): ring an extension, dial out, or refuse.
@@ -332,7 +340,9 @@ std::vector<CallSummary> B2bua::List() const {
     s.caller_name = c->caller_name;
     s.callee = c->callee;
     s.trunk = c->trunk;
-    s.state = c->state == Call::State::kRinging ? "ringing" : "talking";
+    s.state = c->state == Call::State::kTalking        ? "talking"
+              : c->pin_entry && c->pin_entry->active() ? "pin"
+                                                       : "ringing";
     s.start_unix = c->start_ms / 1000;
     s.answer_unix = c->answer_ms / 1000;
     if (c->media) {
@@ -458,6 +468,12 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
     PBX_LOG(kInfo, "calls", "call from {} to {} refused: {}", caller, dialled, target.reason);
     return refuse(SIP_403_FORBIDDEN, "failed", target.reason.c_str(), "");
   }
+  // A route with a PIN set: the PBX answers and asks for the PIN first (StartPinPrompt).
+  bool needs_pin = target.kind == DialTarget::Kind::kNeedsPin;
+  if (needs_pin && body.empty()) {
+    return refuse(SIP_488_NOT_ACCEPTABLE, "failed", "PIN entry needs an SDP offer", "");
+  }
+  if (needs_pin) target.kind = DialTarget::Kind::kOutbound;
   if (target.kind != DialTarget::Kind::kOutbound && target.kind != DialTarget::Kind::kExtension) {
     return refuse(SIP_404_NOT_FOUND, "failed", "no such number", "");
   }
@@ -497,6 +513,7 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
       outbound
           ? TrunkCodecs(caller_codecs, trunks_.Find(hop.target.route.trunks[*first_trunk])->codecs)
           : AllowedCodecs(caller_codecs);
+  if (needs_pin) std::erase(allowed, media::Codec::kG722);  // the prompt speaks G.711
   Result<std::string> to_b =
       body.empty() ? Result<std::string>(std::string()) : media->Offer(Side::kA, body, allowed);
   if (!to_b.ok()) {
@@ -558,9 +575,106 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
     PBX_LOG(kInfo, "calls", "call {}: {} -> {} by route {} as {}", call.id, caller, dialled,
             hop.target.route.route, callee);
   }
+  if (needs_pin) {
+    StartPinPrompt(call, hop.target, *to_b);
+    return;
+  }
   if (!StartHop(call, hop, 0)) {
     End(call, SIP_480_TEMPORARILY_UNAVAILABLE, "failed",
         outbound ? "cannot reach any trunk" : "cannot reach callee", "pbx");
+  }
+}
+
+// --- PIN entry (pin_prompt.h) ---
+
+bool B2bua::StartPinPrompt(Call& call, const DialTarget& target, const std::string& to_prompt) {
+  // The endpoint is the relay's side B until B answers: A's media is anchored as for any
+  // call, and B's 200 only moves side B (CallMedia::Answer), so A is never re-INVITEd and
+  // the runtime record of the answered call is the usual one.
+  uint64_t id = call.id;
+  Result<std::unique_ptr<media::MediaEndpoint>> prompt = media::MediaEndpoint::Create(
+      {.address = options_.address},
+      [this, id](char digit) { stack_.Post([this, id, digit] { OnPinDigit(id, digit); }); });
+  if (!prompt.ok()) {
+    PBX_LOG(kWarn, "calls", "call {}: no PIN prompt: {}", id, prompt.status().message());
+    End(call, SIP_503_SERVICE_UNAVAILABLE, "failed", "no RTP port", "pbx");
+    return false;
+  }
+  Result<std::string> answer = (*prompt)->Answer(to_prompt);
+  Result<std::string> to_a = answer.ok() ? call.media->Answer(Side::kB, *answer) : answer.status();
+  Result<media::SessionDescription> chosen =
+      to_a.ok() ? media::SessionDescription::Parse(*answer) : to_a.status();
+  if (!chosen.ok()) {
+    PBX_LOG(kInfo, "calls", "call {}: PIN prompt refused the offer: {}", id,
+            chosen.status().message());
+    End(call, SIP_488_NOT_ACCEPTABLE, "failed", "no G.711 for the PIN prompt", "pbx");
+    return false;
+  }
+  // A now talks this codec; the trunks are offered it alone, as nothing transcodes.
+  std::optional<media::Codec> codec;
+  for (const media::MediaDescription& m : chosen->media) {
+    if (m.port != 0 && !codec) codec = media::RelayableCodec(m.rtp_formats().front());
+  }
+  call.caller_codecs = {codec == media::Codec::kPcma ? "PCMA" : "PCMU"};
+  size_t longest = 0;
+  for (const store::PinSet& set : trunks_.tables().pin_sets) {
+    if (set.name != target.route.pin_set) continue;
+    for (const std::string& p : set.pins) longest = std::max(longest, p.size());
+  }
+  call.prompt = std::move(*prompt);
+  call.pin_entry.emplace(longest);
+  call.pin_target = target;
+  call.a_answered = true;
+  call.a_answer = call.sdp_to_a = *to_a;
+  ReplyA(call, SIP_200_OK, *to_a);
+  PBX_LOG(kInfo, "calls", "call {}: {} -> {}: route {} asks for a PIN of set {}", id, call.caller,
+          call.dialled, target.route.route, target.route.pin_set);
+  ApplyPinStep(call, call.pin_entry->Start(NowUnixMs()));
+  return true;
+}
+
+void B2bua::ReleasePrompt(Call& call) {
+  // B's 200 moves the relay's side B off the prompt (CallMedia::Answer forgets its latch),
+  // so none of the prompt's frames may reach the relay after that, or the relay would latch
+  // the prompt again and drop the callee. Stopping it joins its thread: its last frame is
+  // then in the relay socket's queue. Two round trips to the relay's worker that change
+  // nothing (the same peer keeps the latch) let it read that queue before the move.
+  uint16_t port = call.prompt->rtp_port();
+  call.prompt.reset();
+  call.pin_entry.reset();
+  for (int i = 0; i < 2; ++i) {
+    Status s = relay_.SetPeer(call.media->ports().id, Side::kB, options_.address, port);
+    if (!s.ok()) PBX_LOG(kWarn, "calls", "call {}: relay: {}", call.id, s.message());
+  }
+}
+
+void B2bua::OnPinDigit(uint64_t call_id, char digit) {
+  auto it = calls_.find(call_id);
+  if (it == calls_.end() || !it->second->pin_entry) return;
+  Call& call = *it->second;
+  ApplyPinStep(call, call.pin_entry->OnDigit(digit, NowUnixMs()));
+}
+
+void B2bua::ApplyPinStep(Call& call, const PinStep& step) {
+  if (step.play && call.prompt) call.prompt->Play(*step.play);
+  if (step.hang_up) return End(call, 0, nullptr, "failed", "wrong PIN", "pbx");
+  if (!step.check) return;
+  const std::string& set = call.pin_target.route.pin_set;
+  bool valid = routing::PinValid(trunks_.tables(), set, *step.check);
+  PBX_LOG(kInfo, "calls", "call {}: PIN of set {} {} (attempt {})", call.id, set,
+          valid ? "accepted" : "wrong", call.pin_entry->wrong() + 1);
+  PinStep next = call.pin_entry->OnVerdict(valid, NowUnixMs());
+  if (next.play && call.prompt) call.prompt->Play(*next.play);
+  if (!valid) return;
+  call.pin = *step.check;
+  Hop hop;
+  hop.kind = Hop::Kind::kOutbound;
+  hop.ext = call.caller;
+  hop.target = call.pin_target;
+  PBX_LOG(kInfo, "calls", "call {}: {} -> {} by route {} as {}", call.id, call.caller, call.dialled,
+          hop.target.route.route, hop.target.route.number);
+  if (!StartHop(call, hop, 0)) {
+    End(call, SIP_480_TEMPORARILY_UNAVAILABLE, "failed", "cannot reach any trunk", "pbx");
   }
 }
 
@@ -600,6 +714,10 @@ B2bua::Hop B2bua::Follow(std::string number, std::string by,
       }
       if (t.kind == DialTarget::Kind::kForbidden) {
         return reject(403, "failed", fmt::format("forward of {} to {}: {}", by, number, t.reason));
+      }
+      if (t.kind == DialTarget::Kind::kNeedsPin) {  // a forwarded caller is asked nothing
+        return reject(403, "failed",
+                      fmt::format("forward of {} to {}: route needs a PIN", by, number));
       }
       if (t.kind != DialTarget::Kind::kExtension) {
         return reject(404, "failed",
@@ -922,7 +1040,9 @@ void B2bua::OnResponse(nta_outgoing_t* orq, const sip_t* sip) {
 void B2bua::OnBranchResponse(Call& call, size_t index, int status, const sip_t* sip) {
   Branch& br = call.branches[index];
   if (index + 1 == call.branches.size()) call.trunk_responded = true;
-  if (status == 422 && !br.retried_422 && sip && sip->sip_min_se && !call.winner && !call.a_final) {
+  // A PIN caller got our 200 already (a_answered); its B leg still rings.
+  bool a_gone = call.a_final && !call.a_answered;
+  if (status == 422 && !br.retried_422 && sip && sip->sip_min_se && !call.winner && !a_gone) {
     // RFC 4028 §7.3: once more with the callee's Min-SE, CSeq + 1 in the same dialog.
     br.retried_422 = true;
     pending_.erase(br.orq);
@@ -939,7 +1059,8 @@ void B2bua::OnBranchResponse(Call& call, size_t index, int status, const sip_t* 
   if (status < 200) {
     if (status == 100 || call.state != Call::State::kRinging || call.a_final) return;
     std::string sdp = Body(sip);
-    if (!sdp.empty() && !call.early_sdp && !call.late_offer) {
+    // A PIN caller hears the prompt's ringback; B's early media waits for its 200.
+    if (!sdp.empty() && !call.early_sdp && !call.late_offer && !call.a_answered) {
       Result<std::string> to_a = call.media->Answer(Side::kB, sdp);
       if (to_a.ok()) {
         call.early_sdp = true;
@@ -964,7 +1085,7 @@ void B2bua::OnBranchResponse(Call& call, size_t index, int status, const sip_t* 
     ApplyRouteSet(dialog, RouteSet(sip, /*reverse=*/true));
     dialog.remote_tag = br.remote_tag;
     uint32_t cseq = sip && sip->sip_cseq ? sip->sip_cseq->cs_seq : 1;
-    if (call.winner || call.a_final) {
+    if (call.winner || a_gone) {
       // A retransmission of the winner's 200 (our ACK was lost) or a late 200 of another
       // branch, which is acknowledged and hung up at once.
       bool winner = call.winner && *call.winner == index;
@@ -984,6 +1105,7 @@ void B2bua::OnBranchResponse(Call& call, size_t index, int status, const sip_t* 
     if (!call.late_offer) SendAck(call.b, cseq);
     CancelBranches(call, index);
     std::string sdp = Body(sip);
+    if (call.prompt) ReleasePrompt(call);
     if (!call.early_sdp) {
       Result<std::string> to_a = sdp.empty() ? Result<std::string>(Status::InvalidArgument("none"))
                                  : call.late_offer ? call.media->Offer(Side::kB, sdp, call.allowed)
@@ -1005,7 +1127,7 @@ void B2bua::OnBranchResponse(Call& call, size_t index, int status, const sip_t* 
     }
     call.state = Call::State::kTalking;
     call.answer_ms = NowUnixMs();
-    call.sdp_to_a = call.a_answer;
+    if (!call.a_answered) call.sdp_to_a = call.a_answer;  // else A keeps the prompt's answer
     LegTimer b_timer = AcceptUac(ReadTimer(sip));
     call.b.session_interval = b_timer.interval;
     call.b.session_pbx_refreshes = b_timer.pbx_refreshes;
@@ -1022,7 +1144,9 @@ void B2bua::OnBranchResponse(Call& call, size_t index, int status, const sip_t* 
   br.final = true;
   auto it = pending_.find(br.orq);
   if (it != pending_.end()) pending_.erase(it);
-  if (br.orq) nta_outgoing_destroy(br.orq);
+  // `sip` is the transaction's message: destroy the transaction when this returns, after all
+  // below has read it (over TCP/TLS nta frees it at once; UDP's timer D only hid this).
+  std::unique_ptr<nta_outgoing_t, void (*)(nta_outgoing_t*)> done(br.orq, nta_outgoing_destroy);
   br.orq = nullptr;
   br.status = status;
   // A carrier's challenge is answered; 503 or no answer moves on to the route's next trunk.
@@ -1193,7 +1317,8 @@ void B2bua::ReplyA(Call& call, int status, const char* phrase, const std::string
 void B2bua::End(Call& call, int status, const char* phrase, const std::string& cdr_status,
                 const std::string& cause, const char* side) {
   int64_t now = NowUnixMs();
-  bool bye_a = call.state == Call::State::kTalking && strcmp(side, "caller") != 0;
+  bool bye_a =
+      (call.state == Call::State::kTalking || call.a_answered) && strcmp(side, "caller") != 0;
   bool bye_b = call.winner.has_value() && strcmp(side, "callee") != 0;
   if (call.a_irq) {
     if (!call.a_final && status >= 300) ReplyA(call, status, phrase, "");
@@ -1217,7 +1342,8 @@ void B2bua::End(Call& call, int status, const char* phrase, const std::string& c
   }
   if (bye_a) Send(nullptr, Purpose::kBye, "BYE", call.a, "");
   if (bye_b) Send(nullptr, Purpose::kBye, "BYE", call.b, "");
-  call.media.reset();  // releases the relay's ports
+  call.prompt.reset();  // a PIN prompt's thread stops before its relay goes
+  call.media.reset();   // releases the relay's ports
 
   store::WriteSet writes;
   if (call.answer_ms || call.ringing_stored) store::ActiveCallRepo::Delete(call.id, writes);
@@ -1237,6 +1363,7 @@ void B2bua::End(Call& call, int status, const char* phrase, const std::string& c
   cdr.status = cdr_status;
   cdr.cause = cause;
   cdr.hangup_side = side;
+  cdr.pin = call.pin;
   store::CdrRepo::Append(cdr, writes);
   writer_.Submit(std::move(writes), store::Durability::kAsync, nullptr);
   PBX_LOG(kInfo, "calls", "call {} ended: {} ({}), {} s billable", call.id, cdr.status, cause,
@@ -1309,12 +1436,11 @@ bool B2bua::RetryTrunk(Call& call, int status, const sip_t* sip) {
     }
   }
   if (!routing::ShouldFailover(status)) return false;
-  const Registrar::ExtInfo* ext = registrar_.FindExtension(call.caller);
   for (std::optional<size_t> next = NextTrunk(call.route_trunks, call.trunk_index + 1, call.id);
        next; next = NextTrunk(call.route_trunks, *next + 1, call.id)) {
     const store::Trunk* nt = trunks_.Find(call.route_trunks[*next]);
-    Result<std::string> offer = call.media->Offer(
-        Side::kA, call.offer, TrunkCodecs(ext ? ext->codecs : nt->codecs, nt->codecs));
+    Result<std::string> offer =
+        call.media->Offer(Side::kA, call.offer, TrunkCodecs(call.caller_codecs, nt->codecs));
     if (!offer.ok()) continue;  // no codec in common with this trunk
     PBX_LOG(kInfo, "calls", "call {}: trunk {} answered {}, trying {}", call.id, call.trunk, status,
             nt->name);
@@ -1357,6 +1483,7 @@ store::ActiveCall B2bua::RuntimeRecord(const Call& call) const {
   r.type = call.type;
   r.trunk = call.trunk;
   r.max_duration = call.max_duration;
+  r.pin = call.pin;
   return r;
 }
 
@@ -1414,6 +1541,7 @@ Status B2bua::Adopt(const store::ActiveCall& r) {
   call->offer = r.offer;
   call->answer = r.answer;
   call->offer_from_b = r.offer_from_b;
+  call->pin = r.pin;
   by_call_id_[r.a.call_id] = r.id;
   by_call_id_[r.b.call_id] = r.id;
   next_id_ = std::max(next_id_, r.id + 1);
@@ -1571,6 +1699,10 @@ void B2bua::Tick() {
         AnswerLateOffer(call, "");
         continue;
       }
+    }
+    if (call.pin_entry && call.pin_entry->active()) {  // the timeouts of PIN entry
+      ApplyPinStep(call, call.pin_entry->OnTick(now));
+      continue;
     }
     if (call.state == Call::State::kRinging && call.via_trunk) {
       // The trunk's no-answer timer: a silent trunk yields to the next one; a ringing

@@ -8,12 +8,14 @@
 #include <unordered_map>
 #include <vector>
 
+#include "media/apps/endpoint.h"
 #include "media/rtp/call_media.h"
 #include "media/rtp/relay.h"
 #include "replication/store/repos.h"
 #include "replication/store/state_store.h"
 #include "sip/calls/dial.h"
 #include "sip/calls/forwarding.h"
+#include "sip/calls/pin_prompt.h"
 #include "sip/calls/trunk_leg.h"
 #include "sip/registrar/registrar.h"
 #include "sip/sip_service.h"
@@ -139,6 +141,18 @@ class B2bua {
   // follow-me number, or CFB / CFNA of the extension rung. True if the call goes on or was
   // ended here; false: nothing to try, the caller decides how the call ends.
   bool Advance(Call& call, bool busy);
+  // PIN entry (pin_prompt.h, FEATURES §5.9): A is answered by a media::MediaEndpoint that
+  // sits where B will be (the relay's side B), plays the prompt and hears the PIN; once it
+  // is accepted the route's trunks are called as usual while A hears ringback from it, and
+  // B's 200 moves the relay's side B to the callee. `to_prompt` is A's offer as anchored
+  // for side B. False: the call was ended here.
+  bool StartPinPrompt(Call& call, const DialTarget& target, const std::string& to_prompt);
+  void OnPinDigit(uint64_t call_id, char digit);
+  // Stops the prompt when B answers, leaving the relay's side B ready to move to B.
+  void ReleasePrompt(Call& call);
+  // Plays what `step` says, checks a PIN it submits, starts the B leg or hangs up. `call`
+  // may be destroyed.
+  void ApplyPinStep(Call& call, const PinStep& step);
   // Drops every call without a word to the phones or the store (this node stopped serving).
   void Release();
   Call* FindByCallId(const std::string& call_id, media::Side* side);

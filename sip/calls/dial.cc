@@ -37,9 +37,7 @@ DialTarget ResolveDial(std::string_view dialled,
       t.reason = "route closed by its time condition";
       break;
     case OutboundDecision::Kind::kRoute:
-      // A PIN cannot be asked for before the media prompts exist: refuse, do not skip it.
-      t.kind = t.route.pin_set.empty() ? DialTarget::Kind::kOutbound : DialTarget::Kind::kForbidden;
-      if (!t.route.pin_set.empty()) t.reason = "route needs a PIN (PIN entry not available)";
+      t.kind = t.route.pin_set.empty() ? DialTarget::Kind::kOutbound : DialTarget::Kind::kNeedsPin;
       break;
   }
   return t;

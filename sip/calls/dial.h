@@ -11,11 +11,12 @@
 namespace pbx::sip {
 
 struct DialTarget {
-  enum class Kind { kExtension, kOutbound, kForbidden, kNotFound, kInvalid };
+  enum class Kind { kExtension, kOutbound, kNeedsPin, kForbidden, kNotFound, kInvalid };
   Kind kind = Kind::kInvalid;
   std::string number;  // the extension for kExtension; the cleaned dialled string otherwise
-  routing::OutboundDecision route;  // kOutbound: the route, its trunks and the number to send
-  std::string reason;               // kForbidden: why (for the log and the CDR)
+  // kOutbound, kNeedsPin: the route, its trunks and the number to send (and its PIN set)
+  routing::OutboundDecision route;
+  std::string reason;  // kForbidden: why (for the log and the CDR)
 };
 
 using RouteOutboundFn = std::function<routing::OutboundDecision(const std::string& number)>;

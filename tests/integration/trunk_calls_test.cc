@@ -13,6 +13,7 @@
 #include "tests/integration/pbxd_fixture.h"
 #include "tests/integration/sip_phone.h"
 #include "tests/support/process.h"
+#include "tests/support/rtp_peer.h"
 #include "tests/support/sip_test_ua.h"
 
 namespace pbx {
@@ -290,6 +291,124 @@ TEST_F(TrunkCallsTest, AForwardToAnExternalNumberGoesOutThroughTheForwardersRout
   EXPECT_EQ(cdr["callee"], "2002");
   EXPECT_EQ(cdr["final_callee"], "440201234");
   EXPECT_EQ(cdr["status"], "answered");
+}
+
+// The SDP's audio port ("m=audio <port> ...").
+uint16_t AudioPort(const std::string& sdp) {
+  size_t p = sdp.find("m=audio ");
+  return p == std::string::npos ? 0 : static_cast<uint16_t>(std::stoi(sdp.substr(p + 8)));
+}
+
+// PIN sets (FEATURES §5.9): the PBX answers the caller, plays the prompt through the relay
+// and hears the PIN as RFC 4733 events; the right PIN calls the trunk while the caller hears
+// ringback, then the relay joins caller and carrier; the CDR keeps the PIN. Three wrong
+// PINs end in BYE with nothing sent to the carrier, and a caller who hangs up during the
+// prompt leaves nothing behind.
+TEST_F(TrunkCallsTest, APinSetAsksForThePinAndTheCdrKeepsIt) {
+  auto carrier = Carrier("acme", "127.0.0.91");
+  Route("pin-set", {{"name", "staff"}, {"pins", {"1234", "98765"}}});
+  Route("outbound", {{"name", "intl"},
+                     {"rules", {{{"pattern", "00X."}}}},
+                     {"trunks", {"acme"}},
+                     {"pin_set", "staff"}});
+  Route("permission", {{"name", "DialPlan1"}, {"routes", {"intl"}}});
+  auto alice = Register("2001", "127.0.0.92");
+  test::RtpPeer alice_rtp("127.0.0.92");
+  test::RtpPeer carrier_rtp("127.0.0.91");
+
+  // Answered by the PBX with the prompt, in one codec (PCMU first in the offer).
+  std::optional<SipResponse> ok = Dial(*alice, "0044123");
+  ASSERT_TRUE(ok) << pbxd_->Log();
+  ASSERT_EQ(ok->status, 200) << ok->raw;
+  alice->Ack2xx(*ok);
+  std::string to_alice = Body(*ok);
+  EXPECT_NE(to_alice.find("m=audio "), std::string::npos) << to_alice;
+  EXPECT_NE(to_alice.find("RTP/AVP 0 101"), std::string::npos) << to_alice;
+  uint16_t relay_a = AudioPort(to_alice);
+  ASSERT_NE(relay_a, 0);
+  EXPECT_EQ(PbxctlJson({"calls"})["calls"][0]["state"], "pin");
+  // The prompt arrives from the relay port of the 200's SDP (alice sends first to latch).
+  alice_rtp.Send("127.0.0.1", relay_a, 0, 0, std::string(160, '\xff'));
+  std::optional<test::RtpPeer::Packet> prompt = alice_rtp.Receive();
+  ASSERT_TRUE(prompt) << pbxd_->Log();
+  EXPECT_EQ(prompt->from_port, relay_a);
+  EXPECT_EQ(prompt->pt(), 0);
+  EXPECT_FALSE(carrier->Expect("INVITE", 200ms));
+
+  // "1234" is shorter than the longest PIN: '#' ends it.
+  alice_rtp.SendDigits("127.0.0.1", relay_a, "1234#");
+  std::optional<SipResponse> inv = carrier->Expect("INVITE");
+  ASSERT_TRUE(inv) << pbxd_->Log();
+  EXPECT_NE(Body(*inv).find("RTP/AVP 0 101"), std::string::npos) << Body(*inv);  // A's codec
+  uint16_t relay_b = AudioPort(Body(*inv));
+  carrier->TakeInvite(*inv);
+  carrier->ua->Respond(*inv, 180, "Ringing", carrier->local_tag, carrier->ContactHeader());
+  carrier->ua->Respond(*inv, 200, "OK", carrier->local_tag, carrier->ContactHeader(),
+                       Sdp("127.0.0.91", carrier_rtp.port()));
+  ASSERT_TRUE(carrier->Expect("ACK")) << pbxd_->Log();
+  EXPECT_FALSE(alice->Final(nullptr, 300ms));  // no second final response to Alice
+
+  // Handed over: the carrier's voice reaches Alice from the same relay port, and hers the
+  // carrier.
+  std::string voice(160, '\x42');
+  bool heard = false;
+  for (int i = 0; i < 50 && !heard; ++i) {
+    carrier_rtp.Send("127.0.0.1", relay_b, 0, 160 * i, voice);
+    while (std::optional<test::RtpPeer::Packet> p = alice_rtp.Receive(20ms)) {
+      if (p->data.size() == 172 && p->data.substr(12) == voice) {
+        heard = true;
+        EXPECT_EQ(p->from_port, relay_a);
+      }
+    }
+  }
+  EXPECT_TRUE(heard) << pbxd_->Log();
+  alice_rtp.Send("127.0.0.1", relay_a, 0, 160, std::string(160, '\x24'));
+  bool reached = false;
+  while (std::optional<test::RtpPeer::Packet> p = carrier_rtp.Receive(1s)) {
+    if (p->data.size() == 172 && p->data.substr(12) == std::string(160, '\x24')) {
+      reached = true;
+      break;
+    }
+  }
+  EXPECT_TRUE(reached);
+  ASSERT_NO_FATAL_FAILURE(HangUp(*alice, *carrier));
+  json cdr = Cdrs(1).back();
+  EXPECT_EQ(cdr["status"], "answered") << cdr.dump();
+  EXPECT_EQ(cdr["pin"], "1234");
+  EXPECT_EQ(cdr["trunk"], "acme");
+  json found = PbxctlJson({"cdr", "--pin", "1234"})["records"];
+  ASSERT_EQ(found.size(), 1u) << found.dump();
+  EXPECT_TRUE(PbxctlJson({"cdr", "--pin", "98765"})["records"].empty());
+  EXPECT_NE(Pbxctl({"cdr"}).out.find("1234"), std::string::npos);
+
+  // Wrong PINs until the PBX gives up (digits typed during the error tone do not count).
+  ok = Dial(*alice, "0044123");
+  ASSERT_TRUE(ok && ok->status == 200) << (ok ? ok->raw : pbxd_->Log());
+  alice->Ack2xx(*ok);
+  relay_a = AudioPort(Body(*ok));
+  std::optional<SipResponse> bye;
+  for (int i = 0; i < 40 && !bye; ++i) {
+    alice_rtp.SendDigits("127.0.0.1", relay_a, "99#");
+    bye = alice->Expect("BYE", 500ms);
+  }
+  ASSERT_TRUE(bye) << pbxd_->Log();
+  alice->ua->Respond(*bye, 200, "OK");
+  EXPECT_FALSE(carrier->Expect("INVITE", 300ms));
+  cdr = Cdrs(2).back();
+  EXPECT_EQ(cdr["status"], "failed") << cdr.dump();
+  EXPECT_EQ(cdr["cause"], "wrong PIN");
+  EXPECT_EQ(cdr["pin"], "");
+
+  // The caller hangs up during the prompt: the call and its ports are released.
+  ok = Dial(*alice, "0044123");
+  ASSERT_TRUE(ok && ok->status == 200) << (ok ? ok->raw : pbxd_->Log());
+  alice->Ack2xx(*ok);
+  alice->ua->SendRaw(alice->InDialog("BYE", ++alice->cseq));
+  std::optional<SipResponse> bye_ok = alice->Final(nullptr, 3s);
+  ASSERT_TRUE(bye_ok && bye_ok->status == 200) << (bye_ok ? bye_ok->raw : pbxd_->Log());
+  EXPECT_TRUE(test::WaitFor([&] { return PbxctlJson({"calls"})["calls"].empty(); }, 5s));
+  EXPECT_EQ(Cdrs(3).back()["hangup_side"], "caller");
+  EXPECT_FALSE(carrier->Expect("INVITE", 300ms));
 }
 
 }  // namespace

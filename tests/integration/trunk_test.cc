@@ -307,11 +307,8 @@ TEST_F(TrunkTest, DeletedTrunkUnregistersFromTheCarrier) {
 
 class TrunkTransportTest : public TrunkTest, public testing::WithParamInterface<std::string> {
  protected:
-  // The carrier takes pbxd's INVITEs without a challenge here: B2bua::OnBranchResponse
-  // destroys the INVITE transaction before RetryTrunk reads its 407, and over TCP/TLS nta
-  // frees it at once (no timer D), so answering the challenge reads freed memory (ASan
-  // heap-use-after-free in ParseCarrierChallenge). TrunkTransportAuthTest has the
-  // challenge; it is disabled until that is fixed in sip/calls/b2bua.cc.
+  // The carrier takes pbxd's INVITEs without a challenge here; TrunkTransportAuthTest
+  // challenges them.
   TrunkTransportTest() { challenge_invites_ = false; }
   std::string Transport() const { return GetParam(); }
   // The Via of what pbxd sends over it.
@@ -410,8 +407,9 @@ class TrunkTransportAuthTest : public TrunkTransportTest {
 };
 
 // The carrier challenges the INVITE (407) over TCP/TLS and pbxd answers on the same
-// connection. Disabled: see TrunkTransportTest (pbxd reads the freed 407).
-TEST_P(TrunkTransportAuthTest, DISABLED_CallsBothWaysAnsweringTheCarriersChallenge) {
+// connection. Over TCP/TLS nta frees a finished transaction at once: this caught pbxd
+// reading the 407 after destroying its transaction.
+TEST_P(TrunkTransportAuthTest, CallsBothWaysAnsweringTheCarriersChallenge) {
   CallBothWays(2);  // challenged, then answered
 }
 

@@ -11,8 +11,10 @@
 // challenges the INVITE with 407), Kamailio finds 7001 in its location table. Then 7001
 // dials the DID 5551000: Kamailio sends it to the trunk's registered contact and pbxd's DID
 // route rings 2001. Each phone plays a 440 Hz tone and records what it hears; every call
-// must carry the tone both ways. From the carrier's side (its log line per REGISTER and its
-// location table), every REGISTER of the trunk keeps the Call-ID and adds one to the CSeq.
+// must carry the tone both ways. 2001 then dials 87001, a route with a PIN set: pbxd answers
+// with the prompt, baresip keys in the PIN as RFC 4733 events, and the call goes on to 7001
+// as the first did, the CDR keeping the PIN. From the carrier's side (its log line per REGISTER and
+// its location table), every REGISTER of the trunk keeps the Call-ID and adds one to the CSeq.
 #include <algorithm>
 #include <chrono>
 #include <iostream>
@@ -121,13 +123,20 @@ class CarrierCallTest : public testing::Test {
 
   // A call `caller` places to `uri`, answered by the far end: both phones hear the other's
   // tone for 3 s, then `caller` hangs up. Each phone must have made one new recording, loud.
-  void TalkAndHangUp(test::BaresipPhone& caller, const std::string& uri) {
+  // With a `pin`, pbxd answers first and `caller` keys it in (RFC 4733, ctrl_tcp sndcode).
+  void TalkAndHangUp(test::BaresipPhone& caller, const std::string& uri,
+                     const std::string& pin = "") {
     std::map<std::string, std::set<std::string>> before;
     for (const auto& [role, p] : phones_) {
       std::vector<std::string> recs = p->Recordings();
       before[role] = {recs.begin(), recs.end()};
     }
     ASSERT_TRUE(caller.Command("dial", uri));
+    if (!pin.empty()) {
+      ASSERT_TRUE(test::WaitFor([&] { return Calls("pin") == 1; }, 15s)) << "no PIN prompt";
+      std::this_thread::sleep_for(1s);  // baresip's audio is up a moment after its 200
+      ASSERT_TRUE(caller.Command("sndcode", pin));
+    }
     ASSERT_TRUE(test::WaitFor([&] { return Calls("talking") == 1; }, 15s)) << "no answer";
     std::this_thread::sleep_for(3s);  // the tone both ways through pbxd's relay
     ASSERT_TRUE(caller.Command("hangup"));
@@ -167,7 +176,16 @@ TEST_F(CarrierCallTest, OutboundAndDidCallsWithAudioAndRefreshesSeenByTheCarrier
   Ok({"ext", "add", "2001", "--name", "Desk", "--password", kExtPassword, "--codecs", "PCMU"});
   Ok({"route", "add", "outbound",
       json{{"name", "carrier"}, {"rules", {{{"pattern", "7XXX"}}}}, {"trunks", {"acme"}}}.dump()});
-  Ok({"route", "add", "permission", json{{"name", "DialPlan1"}, {"routes", {"carrier"}}}.dump()});
+  // 8 before the number: the same carrier behind a PIN (FEATURES §5.9).
+  Ok({"route", "add", "pin-set", json{{"name", "staff"}, {"pins", {"4711", "123456"}}}.dump()});
+  Ok({"route", "add", "outbound",
+      json{{"name", "pinned"},
+           {"rules", {{{"prefix", "8"}, {"pattern", "7XXX"}}}},
+           {"trunks", {"acme"}},
+           {"pin_set", "staff"}}
+          .dump()});
+  Ok({"route", "add", "permission",
+      json{{"name", "DialPlan1"}, {"routes", {"carrier", "pinned"}}}.dump()});
   Ok({"route", "add", "did",
       json{{"name", "main"},
            {"did_pattern", kDid},
@@ -209,6 +227,20 @@ TEST_F(CarrierCallTest, OutboundAndDidCallsWithAudioAndRefreshesSeenByTheCarrier
   EXPECT_EQ(in["trunk"], "acme");
   EXPECT_EQ(in["final_callee"], "2001");
   EXPECT_EQ(in["status"], "answered");
+
+  // Through the PIN route: pbxd answers, baresip keys in the PIN, the call goes out as
+  // before with the tone both ways; the CDR keeps the PIN.
+  ASSERT_NO_FATAL_FAILURE(
+      TalkAndHangUp(desk, fmt::format("sip:8{}@{}", kFarUser, kPbxAddr), "4711#"));
+  ASSERT_TRUE(test::WaitFor(
+      [&] {
+        cdr = pbxd_->PbxctlJson({"cdr", "--pin", "4711"});
+        return cdr.contains("records") && cdr["records"].size() == 1;
+      },
+      5s))
+      << cdr.dump();
+  EXPECT_EQ(cdr["records"][0]["status"], "answered");
+  EXPECT_EQ(cdr["records"][0]["final_callee"], kFarUser);
 
   // The carrier's view of the trunk: the first REGISTER (challenged), its answer with
   // credentials, and refreshes every 3 s, all in one Call-ID with CSeq + 1 each.

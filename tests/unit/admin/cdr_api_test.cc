@@ -28,7 +28,8 @@ class CdrApiTest : public testing::ApiTestEnv {
     Add(1, 0, "2001", "Smith, \"Al\"", "2002", "2002", "internal", "answered");
     Add(2, 60, "2002", "Bob", "2003", "2003", "internal", "busy");
     Add(3, 120, "2003", "Carol", "2001", "2004", "internal", "answered");
-    Add(4, 180, "2001", "Smith, \"Al\"", "0301234567", "0301234567", "outbound", "no_answer");
+    Add(4, 180, "2001", "Smith, \"Al\"", "0301234567", "0301234567", "outbound", "no_answer",
+        "4711");
     ASSERT_EQ(CallJson("POST", "/api/v1/extensions", admin_,
                        json{{"number", "2001"},
                             {"name", "Al"},
@@ -39,8 +40,9 @@ class CdrApiTest : public testing::ApiTestEnv {
   }
 
   void Add(uint64_t id, int64_t at_s, std::string caller, std::string name, std::string callee,
-           std::string final_callee, std::string type, std::string status) {
+           std::string final_callee, std::string type, std::string status, std::string pin = "") {
     store::Cdr c;
+    c.pin = std::move(pin);
     c.id = id;
     c.start_unix_ms = kT0 + at_s * 1000;
     c.end_unix_ms = c.start_unix_ms + 5000;
@@ -75,6 +77,9 @@ TEST_F(CdrApiTest, FiltersAndPages) {
   EXPECT_EQ(Ids("?callee=2004", admin_), (V{3}));
   EXPECT_EQ(Ids("?status=answered", admin_), (V{1, 3}));
   EXPECT_EQ(Ids("?type=outbound", admin_), (V{4}));
+  EXPECT_EQ(Ids("?pin=4711", admin_), (V{4}));  // the PIN entered for a route's PIN set
+  EXPECT_EQ(Ids("?pin=4712", admin_), (V{}));
+  EXPECT_EQ(Call("GET", "/api/v1/cdr?type=outbound", admin_).body["records"][0]["pin"], "4711");
   const int64_t t0 = kT0 / 1000;
   EXPECT_EQ(Ids("?from=" + std::to_string(t0 + 60) + "&to=" + std::to_string(t0 + 180), admin_),
             (V{2, 3}));
@@ -105,9 +110,9 @@ TEST_F(CdrApiTest, CsvQuotesCommasAndQuotesAndKeepsTheFilters) {
   EXPECT_NE(r->get_header_value("Content-Disposition").find("attachment"), std::string::npos);
   EXPECT_EQ(r->body,
             "id,start,answer,end,caller,caller_name,callee,final_callee,duration,billable,trunk,"
-            "type,status,cause,hangup_side,recorded\r\n"
+            "type,status,cause,hangup_side,recorded,pin\r\n"
             "1,2027-01-15T08:00:00Z,,2027-01-15T08:00:05Z,2001,\"Smith, \"\"Al\"\"\",2002,2002,5,"
-            "0,,internal,answered,,,no\r\n");
+            "0,,internal,answered,,,no,\r\n");
 }
 
 TEST_F(CdrApiTest, ExtensionUsersSeeOnlyTheirOwnCalls) {
@@ -119,6 +124,11 @@ TEST_F(CdrApiTest, ExtensionUsersSeeOnlyTheirOwnCalls) {
   EXPECT_EQ(Ids("?limit=1&offset=1", al, "/api/v1/me/cdr"), (V{3}));
   EXPECT_EQ(Call("GET", "/api/v1/me/cdr?caller=2002", al).status, 400);
   EXPECT_EQ(Call("GET", "/api/v1/me/cdr?callee=2002", al).status, 400);
+  EXPECT_EQ(Call("GET", "/api/v1/me/cdr?pin=4711", al).status, 400);
+  // The PIN stays the administrator's audit trail, not shown in an own call log.
+  HttpReply own = Call("GET", "/api/v1/me/cdr?type=outbound", al);
+  ASSERT_EQ(own.body["records"].size(), 1u);
+  EXPECT_EQ(own.body["records"][0]["pin"], "");
   // Everyone's records are not the extension user's to read; a web account has no own log.
   EXPECT_EQ(Call("GET", "/api/v1/cdr", al).status, 403);
   EXPECT_EQ(Call("GET", "/api/v1/me/cdr", admin_).status, 403);

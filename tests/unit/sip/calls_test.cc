@@ -4,6 +4,7 @@
 
 #include "replication/store/repos.h"
 #include "sip/calls/dial.h"
+#include "sip/calls/pin_prompt.h"
 #include "sip/calls/trunk_leg.h"
 #include "tests/unit/store/store_test_util.h"
 
@@ -46,8 +47,10 @@ TEST(DialTest, TheDialPlanDecidesWhatIsNotAnExtension) {
   DialTarget t = ResolveDial("90201", Known, plan);
   EXPECT_EQ(t.kind, DialTarget::Kind::kOutbound);
   EXPECT_EQ(t.route.number, "440201");
-  decision.pin_set = "intl";  // no prompts to collect a PIN with yet: refused, not skipped
-  EXPECT_EQ(ResolveDial("90201", Known, plan).kind, DialTarget::Kind::kForbidden);
+  decision.pin_set = "intl";  // the caller is asked for a PIN of the set first
+  t = ResolveDial("90201", Known, plan);
+  EXPECT_EQ(t.kind, DialTarget::Kind::kNeedsPin);
+  EXPECT_EQ(t.route.pin_set, "intl");
   decision.kind = OutboundDecision::Kind::kClosed;
   EXPECT_EQ(ResolveDial("90201", Known, plan).kind, DialTarget::Kind::kForbidden);
   decision.kind = OutboundDecision::Kind::kForbidden;
@@ -55,6 +58,47 @@ TEST(DialTest, TheDialPlanDecidesWhatIsNotAnExtension) {
   decision.kind = OutboundDecision::Kind::kNoRoute;
   EXPECT_EQ(ResolveDial("90201", Known, plan).kind, DialTarget::Kind::kNotFound);
   EXPECT_EQ(ResolveDial("9-0", Known, plan).kind, DialTarget::Kind::kNotFound);
+}
+
+TEST(PinEntryTest, HashOrTheLongestPinEndsTheEntry) {
+  using media::Tone;
+  PinEntry pin(4);
+  EXPECT_EQ(pin.Start(0).play, Tone::kPrompt);
+  EXPECT_EQ(pin.OnDigit('1', 100).play, Tone::kSilence);  // the prompt stops at a digit
+  EXPECT_FALSE(pin.OnDigit('2', 200).check);
+  EXPECT_EQ(pin.OnDigit('#', 300).check, "12");
+  EXPECT_FALSE(pin.OnDigit('5', 400).check);  // while the PIN is checked: ignored
+  PinStep wrong = pin.OnVerdict(false, 500);
+  EXPECT_EQ(wrong.play, Tone::kError);
+  EXPECT_FALSE(pin.OnTick(500 + PinEntry::kErrorToneMs - 1).play);
+  EXPECT_EQ(pin.OnTick(500 + PinEntry::kErrorToneMs).play, Tone::kPrompt);  // again
+  for (char d : std::string("123")) EXPECT_FALSE(pin.OnDigit(d, 3000).check);
+  EXPECT_EQ(pin.OnDigit('4', 3000).check, "1234");  // four digits: the set's longest
+  EXPECT_EQ(pin.OnVerdict(true, 3100).play, Tone::kRingback);
+  EXPECT_TRUE(pin.accepted());
+  EXPECT_FALSE(pin.active());
+}
+
+TEST(PinEntryTest, TimeoutsAndThreeWrongPinsHangUp) {
+  PinEntry pin(0);
+  pin.Start(0);
+  // No digit in 10 s: what was typed (nothing) is checked, and is wrong.
+  EXPECT_FALSE(pin.OnTick(PinEntry::kResponseTimeoutMs - 1).check);
+  EXPECT_EQ(pin.OnTick(PinEntry::kResponseTimeoutMs).check, "");
+  pin.OnVerdict(false, 10000);
+  pin.OnTick(20000);  // the prompt again
+  pin.OnDigit('7', 20000);
+  EXPECT_FALSE(pin.OnTick(20000 + PinEntry::kDigitTimeoutMs - 1).check);
+  EXPECT_EQ(pin.OnTick(20000 + PinEntry::kDigitTimeoutMs).check, "7");  // 5 s after a digit
+  pin.OnVerdict(false, 26000);
+  pin.OnTick(28000);
+  EXPECT_EQ(pin.OnDigit('#', 28000).check, "");
+  EXPECT_EQ(pin.OnVerdict(false, 28000).play, media::Tone::kError);  // the third: error tone,
+  EXPECT_TRUE(pin.active());
+  EXPECT_FALSE(pin.OnTick(28000 + PinEntry::kErrorToneMs - 1).hang_up);
+  EXPECT_TRUE(pin.OnTick(28000 + PinEntry::kErrorToneMs).hang_up);  // then the hang-up
+  EXPECT_FALSE(pin.active());
+  EXPECT_EQ(pin.wrong(), 3);
 }
 
 TEST(TrunkLegTest, TargetCallerIdAndInboundDid) {

@@ -46,6 +46,7 @@ store::ActiveCall Record(uint16_t a_port, uint16_t b_port) {
   c.type = "outbound";
   c.trunk = "carrier";
   c.max_duration = 600;
+  c.pin = "4711";  // a PIN route's, kept for the CDR
   c.answer_unix = c.answer_unix_ms / 1000;
   c.a = Dialog("a-call");
   c.b = Dialog("b-call");
