@@ -3,7 +3,9 @@
 #include <strings.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cstring>
 #include <deque>
 #include <random>
 
@@ -325,10 +327,21 @@ void B2bua::Shutdown(bool end_calls) {
   timer_ = nullptr;
 }
 
-std::string B2bua::Contact() const {
+std::string B2bua::Contact(const Peer& peer) const {
+  // In-dialog requests come back over the dialog's transport (its route's), to the port we
+  // listen on for it: a TCP/TLS trunk's BYE must not arrive over UDP.
+  std::string transport = "udp";
+  if (size_t at = peer.route.find(";transport="); at != std::string::npos) {
+    at += strlen(";transport=");
+    transport = peer.route.substr(at, peer.route.find_first_of(";>", at) - at);
+    for (char& c : transport) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  BoundPorts ports = stack_.ports();
+  uint16_t port = transport == "tcp" ? ports.tcp : transport == "tls" ? ports.tls : 0;
   bool v6 = options_.address.find(':') != std::string::npos;
-  return fmt::format("<sip:pbx@{}{}{}:{}>", v6 ? "[" : "", options_.address, v6 ? "]" : "",
-                     options_.sip_port);
+  std::string host = v6 ? "[" + options_.address + "]" : options_.address;
+  if (port == 0) return fmt::format("<sip:pbx@{}:{}>", host, options_.sip_port);
+  return fmt::format("<sip:pbx@{}:{};transport={}>", host, port, transport);
 }
 
 std::vector<CallSummary> B2bua::List() const {
@@ -1204,7 +1217,7 @@ void B2bua::OnReinviteResponse(Call& call, int status, const sip_t* sip) {
                        ? SessionExpiresText({from.session_interval, from.session_pbx_refreshes},
                                             /*pbx_is_uac=*/false)
                        : "";
-  std::string contact = Contact();
+  std::string contact = Contact(from);
   nta_incoming_treply(irq, SIP_200_OK, SIPTAG_CONTACT_STR(contact.c_str()),
                       TAG_IF(!se.empty(), SIPTAG_SESSION_EXPIRES_STR(se.c_str())),
                       SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(back->c_str()),
@@ -1230,7 +1243,7 @@ nta_outgoing_t* B2bua::Send(Call* call, Purpose purpose, const char* method, Pee
                        : fmt::format("{};tag={}", peer.remote_uri, peer.remote_tag);
   std::string cseq_text = fmt::format("{} {}", seq, method);
   std::string route = RouteHeader(peer);
-  std::string contact = Contact();
+  std::string contact = Contact(peer);
   bool invite = strcmp(method, "INVITE") == 0;
   if (sip_add_tl(msg, sip, SIPTAG_REQUEST_STR(request.c_str()), SIPTAG_FROM_STR(from.c_str()),
                  SIPTAG_TO_STR(to.c_str()), SIPTAG_CALL_ID_STR(peer.call_id.c_str()),
@@ -1297,7 +1310,7 @@ void B2bua::CancelBranches(Call& call, std::optional<size_t> except) {
 
 void B2bua::ReplyA(Call& call, int status, const char* phrase, const std::string& sdp) {
   if (call.a_irq == nullptr || call.a_final) return;
-  std::string contact = Contact();
+  std::string contact = Contact(call.a);
   // RFC 4028 §9: the 2xx carries the negotiated Session-Expires.
   const std::string& se = call.a_timer.session_expires;
   bool timer = status >= 200 && status < 300 && !se.empty();
@@ -1783,7 +1796,7 @@ void B2bua::OnUpdate(nta_incoming_t* irq, const sip_t* sip) {
                        ? SessionExpiresText({peer.session_interval, peer.session_pbx_refreshes},
                                             /*pbx_is_uac=*/false)
                        : "";
-  std::string contact = Contact();
+  std::string contact = Contact(peer);
   nta_incoming_treply(irq, SIP_200_OK, SIPTAG_CONTACT_STR(contact.c_str()),
                       TAG_IF(!se.empty(), SIPTAG_SESSION_EXPIRES_STR(se.c_str())),
                       TAG_IF(!se.empty(), SIPTAG_REQUIRE_STR("timer")), TAG_END());

@@ -156,7 +156,8 @@ class B2bua {
   // Drops every call without a word to the phones or the store (this node stopped serving).
   void Release();
   Call* FindByCallId(const std::string& call_id, media::Side* side);
-  std::string Contact() const;
+  // Our Contact towards `peer`, for its transport.
+  std::string Contact(const Peer& peer) const;
 
   Stack& stack_;
   Registrar& registrar_;

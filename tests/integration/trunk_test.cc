@@ -334,6 +334,10 @@ class TrunkTransportTest : public TrunkTest, public testing::WithParamInterface<
       EXPECT_EQ(r.proto, Transport());
       EXPECT_EQ(r.conid, carrier_->Registers(kCarrierUser).back().conid);
       EXPECT_EQ(r.via.rfind(ViaPrefix(), 0), 0u) << r.via;
+      // The carrier's BYE and re-INVITEs come back over the trunk's transport.
+      EXPECT_NE(r.contact.find(fmt::format(":{};transport={}>", PbxPort(Transport()), Transport())),
+                std::string::npos)
+          << r.contact;
     }
     CallIn(far, "5551000", alice);
     EXPECT_EQ(carrier_->InvitesSentTo("127.0.0.1", PbxPort(Transport())),
