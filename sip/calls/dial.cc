@@ -18,6 +18,16 @@ DialTarget ResolveDial(std::string_view dialled,
     t.number += c;
   }
   if (t.number.empty()) return t;
+  Result<std::optional<FeatureCode>> code = ParseFeatureCode(t.number);
+  if (!code.ok()) {
+    t.reason = code.status().message();
+    return t;
+  }
+  if (code->has_value()) {
+    t.kind = DialTarget::Kind::kFeatureCode;
+    t.feature = std::move(**code);
+    return t;
+  }
   t.kind = DialTarget::Kind::kNotFound;
   if (is_extension(t.number)) {
     t.kind = DialTarget::Kind::kExtension;

@@ -4,6 +4,7 @@
 #include <string>
 #include <string_view>
 
+#include "sip/calls/feature_codes.h"
 #include "sip/routing/routing.h"
 
 // What a dialled string reaches: the one place that asks whether it is an extension or
@@ -11,12 +12,21 @@
 namespace pbx::sip {
 
 struct DialTarget {
-  enum class Kind { kExtension, kOutbound, kNeedsPin, kForbidden, kNotFound, kInvalid };
+  enum class Kind {
+    kExtension,
+    kOutbound,
+    kNeedsPin,
+    kFeatureCode,
+    kForbidden,
+    kNotFound,
+    kInvalid
+  };
   Kind kind = Kind::kInvalid;
   std::string number;  // the extension for kExtension; the cleaned dialled string otherwise
   // kOutbound, kNeedsPin: the route, its trunks and the number to send (and its PIN set)
   routing::OutboundDecision route;
-  std::string reason;  // kForbidden: why (for the log and the CDR)
+  std::string reason;   // kForbidden, kInvalid: why (for the log and the CDR)
+  FeatureCode feature;  // kFeatureCode: the code and its number
 };
 
 using RouteOutboundFn = std::function<routing::OutboundDecision(const std::string& number)>;

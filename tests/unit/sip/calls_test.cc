@@ -4,6 +4,7 @@
 
 #include "replication/store/repos.h"
 #include "sip/calls/dial.h"
+#include "sip/calls/feature_codes.h"
 #include "sip/calls/pin_prompt.h"
 #include "sip/calls/trunk_leg.h"
 #include "tests/unit/store/store_test_util.h"
@@ -34,6 +35,69 @@ TEST(DialTest, ExtensionsUnknownNumbersAndGarbage) {
   EXPECT_EQ(ResolveDial("20%01", Known).kind, DialTarget::Kind::kInvalid);
   EXPECT_EQ(ResolveDial(std::string(33, '1'), Known).kind, DialTarget::Kind::kInvalid);
   EXPECT_EQ(ResolveDial(std::string(32, '1'), Known).kind, DialTarget::Kind::kNotFound);
+}
+
+FeatureCode Code(std::string_view dialled) {
+  Result<std::optional<FeatureCode>> c = ParseFeatureCode(dialled);
+  EXPECT_TRUE(c.ok() && c->has_value()) << dialled;
+  return c.ok() && c->has_value() ? **c : FeatureCode{};
+}
+
+TEST(FeatureCodeTest, TheFixedTable) {
+  using K = FeatureCode::Kind;
+  EXPECT_EQ(Code("*712002"), (FeatureCode{K::kForwardAlways, true, "2002"}));
+  EXPECT_EQ(Code("*712002#"), (FeatureCode{K::kForwardAlways, true, "2002"}));  // '#' = send
+  EXPECT_EQ(Code("*071"), (FeatureCode{K::kForwardAlways, false, ""}));
+  EXPECT_EQ(Code("*72+4930123"), (FeatureCode{K::kForwardBusy, true, "+4930123"}));
+  EXPECT_EQ(Code("*072#"), (FeatureCode{K::kForwardBusy, false, ""}));
+  EXPECT_EQ(Code("*73*97"), (FeatureCode{K::kForwardNoAnswer, true, "*97"}));
+  EXPECT_EQ(Code("*073"), (FeatureCode{K::kForwardNoAnswer, false, ""}));
+  EXPECT_EQ(Code("*74"), (FeatureCode{K::kDnd, true, ""}));
+  EXPECT_EQ(Code("*074"), (FeatureCode{K::kDnd, false, ""}));
+  // Malformed codes are refused, not taken for a number.
+  for (const char* bad : {"*71", "*71#", "*0712002", "*742001", "*0741", "*74##"}) {
+    EXPECT_FALSE(ParseFeatureCode(bad).ok()) << bad;
+  }
+  EXPECT_FALSE(ParseFeatureCode("*71" + std::string(33, '1')).ok());
+  EXPECT_TRUE(ParseFeatureCode("*71" + std::string(32, '1')).ok());
+  // Anything else is no feature code at all.
+  for (const char* other : {"2001", "*97", "*75", "*7", "71", "*0"}) {
+    Result<std::optional<FeatureCode>> c = ParseFeatureCode(other);
+    EXPECT_TRUE(c.ok() && !c->has_value()) << other;
+  }
+  EXPECT_TRUE(DialableNumber("+49*1#"));
+  EXPECT_FALSE(DialableNumber(""));
+  EXPECT_FALSE(DialableNumber("20a1"));
+}
+
+TEST(FeatureCodeTest, ApplyChangesOnlyItsOwnSetting) {
+  store::Forwarding f;
+  f.extension = "2001";
+  ASSERT_TRUE(ApplyFeatureCode(Code("*712002"), f).ok());
+  EXPECT_TRUE(f.always.active);
+  EXPECT_EQ(f.always.number, "2002");
+  EXPECT_FALSE(f.busy.active);
+  ASSERT_TRUE(ApplyFeatureCode(Code("*071"), f).ok());
+  EXPECT_FALSE(f.always.active);
+  EXPECT_EQ(f.always.number, "2002");
+  ASSERT_TRUE(ApplyFeatureCode(Code("*732003"), f).ok());
+  EXPECT_TRUE(f.no_answer.active);
+  ASSERT_TRUE(ApplyFeatureCode(Code("*74"), f).ok());
+  EXPECT_TRUE(f.dnd);
+  ASSERT_TRUE(ApplyFeatureCode(Code("*074"), f).ok());
+  EXPECT_FALSE(f.dnd);
+  store::Forwarding before = f;
+  EXPECT_FALSE(ApplyFeatureCode(Code("*722001"), f).ok());  // to itself
+  EXPECT_EQ(f, before);
+}
+
+TEST(DialTest, FeatureCodesComeFirst) {
+  DialTarget t = ResolveDial("*71-2002", Known);
+  EXPECT_EQ(t.kind, DialTarget::Kind::kFeatureCode);
+  EXPECT_EQ(t.feature.number, "2002");
+  t = ResolveDial("*71", Known);
+  EXPECT_EQ(t.kind, DialTarget::Kind::kInvalid);
+  EXPECT_FALSE(t.reason.empty());
 }
 
 TEST(DialTest, TheDialPlanDecidesWhatIsNotAnExtension) {
