@@ -13,6 +13,7 @@
 #include "node/admin/routes.h"
 #include "node/core/log.h"
 #include "replication/store/repos.h"
+#include "sip/calls/feature_codes.h"
 
 namespace pbx::admin {
 namespace {
@@ -21,7 +22,6 @@ using json = nlohmann::json;
 using httplib::Request;
 using httplib::Response;
 
-constexpr size_t kMaxNumber = 32;
 constexpr size_t kMaxFollowMe = 10;
 constexpr uint32_t kMinRing = 5, kMaxRing = 300;
 
@@ -47,15 +47,11 @@ json ForwardingToJson(const store::Forwarding& f) {
               {"updated_unix", f.updated_unix}};
 }
 
-// A number a phone could dial: 1-32 of 0-9 * # +.
+// A number a phone could dial (empty: none), as the feature codes check it.
 std::optional<std::string> ReadNumber(const json& v, std::string* out) {
   if (auto e = ReadString(v, out)) return e;
-  if (out->size() > kMaxNumber) return fmt::format("must be at most {} characters", kMaxNumber);
-  bool ok = std::all_of(out->begin(), out->end(), [](char c) {
-    return (c >= '0' && c <= '9') || c == '*' || c == '#' || c == '+';
-  });
-  if (!ok) return std::string("may contain only 0-9, *, # and +");
-  return std::nullopt;
+  if (out->empty() || sip::DialableNumber(*out)) return std::nullopt;
+  return std::string("must be 1-32 of 0-9, *, # and +");
 }
 
 // The first error of `fn(value, out)` as a FieldError named `field`.

@@ -250,6 +250,12 @@ struct B2bua::Call {
   DialTarget pin_target;
   std::string pin;
   bool a_answered = false;
+  // A feature code (StartFeatureCode): the caller, answered by `prompt`, hears the
+  // confirmation or error tone until `feature_end_ms`, then the PBX hangs up.
+  bool feature = false;
+  bool feature_ok = false;
+  std::string feature_cause;
+  int64_t feature_end_ms = 0;
 };
 
 // Where a call goes next (Follow): ring an extension, dial out, or refuse.
@@ -487,8 +493,17 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
     return refuse(SIP_488_NOT_ACCEPTABLE, "failed", "PIN entry needs an SDP offer", "");
   }
   if (needs_pin) target.kind = DialTarget::Kind::kOutbound;
-  if (target.kind != DialTarget::Kind::kOutbound && target.kind != DialTarget::Kind::kExtension) {
-    return refuse(SIP_404_NOT_FOUND, "failed", "no such number", "");
+  // A feature code: the PBX answers with a tone that says whether it was done.
+  bool feature = target.kind == DialTarget::Kind::kFeatureCode;
+  if (feature && body.empty()) {
+    return refuse(SIP_488_NOT_ACCEPTABLE, "failed", "a feature code needs an SDP offer", "");
+  }
+  if (target.kind != DialTarget::Kind::kOutbound && target.kind != DialTarget::Kind::kExtension &&
+      !feature) {
+    PBX_LOG(kInfo, "calls", "call from {} to {}: {}", caller, dialled,
+            target.reason.empty() ? "no such number" : target.reason);
+    return refuse(SIP_404_NOT_FOUND, "failed",
+                  target.reason.empty() ? "no such number" : target.reason.c_str(), "");
   }
   // An extension's DND, CFU and busy-with-CFB are followed before anything rings.
   std::vector<std::string> visited;
@@ -497,6 +512,8 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
     hop.kind = Hop::Kind::kOutbound;
     hop.ext = caller;
     hop.target = target;
+  } else if (feature) {
+    hop.ext = target.number;  // the code is the callee of its CDR
   } else {
     hop = Follow(target.number, "", visited);
     if (hop.kind == Hop::Kind::kReject) {
@@ -526,7 +543,7 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
       outbound
           ? TrunkCodecs(caller_codecs, trunks_.Find(hop.target.route.trunks[*first_trunk])->codecs)
           : AllowedCodecs(caller_codecs);
-  if (needs_pin) std::erase(allowed, media::Codec::kG722);  // the prompt speaks G.711
+  if (needs_pin || feature) std::erase(allowed, media::Codec::kG722);  // the prompt: G.711
   Result<std::string> to_b =
       body.empty() ? Result<std::string>(std::string()) : media->Offer(Side::kA, body, allowed);
   if (!to_b.ok()) {
@@ -592,6 +609,10 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
     StartPinPrompt(call, hop.target, *to_b);
     return;
   }
+  if (feature) {
+    StartFeatureCode(call, target.feature, *to_b);
+    return;
+  }
   if (!StartHop(call, hop, 0)) {
     End(call, SIP_480_TEMPORARILY_UNAVAILABLE, "failed",
         outbound ? "cannot reach any trunk" : "cannot reach callee", "pbx");
@@ -600,16 +621,16 @@ void B2bua::OnInvite(nta_incoming_t* irq, const sip_t* sip, const Source& src) {
 
 // --- PIN entry (pin_prompt.h) ---
 
-bool B2bua::StartPinPrompt(Call& call, const DialTarget& target, const std::string& to_prompt) {
+bool B2bua::AnswerWithEndpoint(Call& call, const std::string& to_prompt, const char* what,
+                               media::MediaEndpoint::DigitCallback on_digit) {
   // The endpoint is the relay's side B until B answers: A's media is anchored as for any
   // call, and B's 200 only moves side B (CallMedia::Answer), so A is never re-INVITEd and
   // the runtime record of the answered call is the usual one.
   uint64_t id = call.id;
-  Result<std::unique_ptr<media::MediaEndpoint>> prompt = media::MediaEndpoint::Create(
-      {.address = options_.address},
-      [this, id](char digit) { stack_.Post([this, id, digit] { OnPinDigit(id, digit); }); });
+  Result<std::unique_ptr<media::MediaEndpoint>> prompt =
+      media::MediaEndpoint::Create({.address = options_.address}, std::move(on_digit));
   if (!prompt.ok()) {
-    PBX_LOG(kWarn, "calls", "call {}: no PIN prompt: {}", id, prompt.status().message());
+    PBX_LOG(kWarn, "calls", "call {}: no {}: {}", id, what, prompt.status().message());
     End(call, SIP_503_SERVICE_UNAVAILABLE, "failed", "no RTP port", "pbx");
     return false;
   }
@@ -618,9 +639,9 @@ bool B2bua::StartPinPrompt(Call& call, const DialTarget& target, const std::stri
   Result<media::SessionDescription> chosen =
       to_a.ok() ? media::SessionDescription::Parse(*answer) : to_a.status();
   if (!chosen.ok()) {
-    PBX_LOG(kInfo, "calls", "call {}: PIN prompt refused the offer: {}", id,
+    PBX_LOG(kInfo, "calls", "call {}: {} refused the offer: {}", id, what,
             chosen.status().message());
-    End(call, SIP_488_NOT_ACCEPTABLE, "failed", "no G.711 for the PIN prompt", "pbx");
+    End(call, SIP_488_NOT_ACCEPTABLE, "failed", fmt::format("no G.711 for the {}", what), "pbx");
     return false;
   }
   // A now talks this codec; the trunks are offered it alone, as nothing transcodes.
@@ -629,17 +650,27 @@ bool B2bua::StartPinPrompt(Call& call, const DialTarget& target, const std::stri
     if (m.port != 0 && !codec) codec = media::RelayableCodec(m.rtp_formats().front());
   }
   call.caller_codecs = {codec == media::Codec::kPcma ? "PCMA" : "PCMU"};
+  call.prompt = std::move(*prompt);
+  call.a_answered = true;
+  call.a_answer = call.sdp_to_a = *to_a;
+  ReplyA(call, SIP_200_OK, *to_a);
+  return true;
+}
+
+bool B2bua::StartPinPrompt(Call& call, const DialTarget& target, const std::string& to_prompt) {
+  uint64_t id = call.id;
+  if (!AnswerWithEndpoint(call, to_prompt, "PIN prompt", [this, id](char digit) {
+        stack_.Post([this, id, digit] { OnPinDigit(id, digit); });
+      })) {
+    return false;
+  }
   size_t longest = 0;
   for (const store::PinSet& set : trunks_.tables().pin_sets) {
     if (set.name != target.route.pin_set) continue;
     for (const std::string& p : set.pins) longest = std::max(longest, p.size());
   }
-  call.prompt = std::move(*prompt);
   call.pin_entry.emplace(longest);
   call.pin_target = target;
-  call.a_answered = true;
-  call.a_answer = call.sdp_to_a = *to_a;
-  ReplyA(call, SIP_200_OK, *to_a);
   PBX_LOG(kInfo, "calls", "call {}: {} -> {}: route {} asks for a PIN of set {}", id, call.caller,
           call.dialled, target.route.route, target.route.pin_set);
   ApplyPinStep(call, call.pin_entry->Start(NowUnixMs()));
@@ -689,6 +720,54 @@ void B2bua::ApplyPinStep(Call& call, const PinStep& step) {
   if (!StartHop(call, hop, 0)) {
     End(call, SIP_480_TEMPORARILY_UNAVAILABLE, "failed", "cannot reach any trunk", "pbx");
   }
+}
+
+// --- feature codes (feature_codes.h) ---
+
+void B2bua::StartFeatureCode(Call& call, const FeatureCode& code, const std::string& to_prompt) {
+  constexpr int64_t kCommitTimeoutMs = 10000;  // a standby that never acks: the error tone
+  call.feature = true;
+  if (!AnswerWithEndpoint(call, to_prompt, "feature code tone", [](char) {})) return;
+  int64_t now = NowUnixMs();
+  call.answer_ms = now;
+  call.feature_end_ms = now + kCommitTimeoutMs;
+  call.feature_cause = "feature code not committed";
+  // The caller's own record, as the API would change it: the cache is the store's (it
+  // follows "fwd/"), and an extension that never set anything has the defaults.
+  const store::Forwarding* cached = forwarding_.Find(call.caller);
+  store::Forwarding f = cached ? *cached : store::Forwarding{};
+  f.extension = call.caller;
+  if (Status s = ApplyFeatureCode(code, f); !s.ok()) {
+    PBX_LOG(kInfo, "calls", "call {}: feature code {} from {} refused: {}", call.id, call.dialled,
+            call.caller, s.message());
+    return FinishFeatureCode(call, false, s.message());
+  }
+  f.updated_unix = now / 1000;
+  store::WriteSet writes;
+  store::ForwardingRepo::Put(f, writes);
+  uint64_t id = call.id;
+  writer_.Submit(std::move(writes), store::Durability::kReplicated, [this, id](const Status& s) {
+    stack_.Post([this, id, s] {
+      auto it = calls_.find(id);
+      if (it == calls_.end() || !it->second->feature) return;
+      Call& c = *it->second;
+      if (!s.ok()) {
+        PBX_LOG(kWarn, "calls", "call {}: feature code {} not stored: {}", id, c.dialled,
+                s.message());
+      } else {
+        PBX_LOG(kInfo, "calls", "call {}: {} set feature code {}", id, c.caller, c.dialled);
+      }
+      FinishFeatureCode(c, s.ok(), s.ok() ? "feature code" : s.message());
+    });
+  });
+}
+
+void B2bua::FinishFeatureCode(Call& call, bool ok, const std::string& cause) {
+  constexpr int64_t kToneMs = 1500;  // two beeps, or three cycles of the error tone
+  call.prompt->Play(ok ? media::Tone::kConfirm : media::Tone::kError);
+  call.feature_ok = ok;
+  call.feature_cause = cause;
+  call.feature_end_ms = NowUnixMs() + kToneMs;
 }
 
 // --- call forward, follow-me, DND ---
@@ -948,7 +1027,8 @@ void B2bua::OnBye(nta_incoming_t* irq, const sip_t* sip) {
   }
   nta_incoming_treply(irq, SIP_200_OK, TAG_END());
   nta_incoming_destroy(irq);
-  if (call->state == Call::State::kRinging) {  // A gave up before an answer (BYE, not CANCEL)
+  // A gave up before an answer (BYE, not CANCEL); a feature code's caller was answered.
+  if (call->state == Call::State::kRinging && !call->feature) {
     CancelBranches(*call, std::nullopt);
     return End(*call, SIP_487_REQUEST_TERMINATED, "cancelled", "BYE before answer", "caller");
   }
@@ -1712,6 +1792,12 @@ void B2bua::Tick() {
         AnswerLateOffer(call, "");
         continue;
       }
+    }
+    if (call.feature) {  // the tone has played: the PBX hangs up
+      if (now >= call.feature_end_ms) {
+        End(call, 0, nullptr, call.feature_ok ? "answered" : "failed", call.feature_cause, "pbx");
+      }
+      continue;
     }
     if (call.pin_entry && call.pin_entry->active()) {  // the timeouts of PIN entry
       ApplyPinStep(call, call.pin_entry->OnTick(now));

@@ -146,7 +146,15 @@ class B2bua {
   // is accepted the route's trunks are called as usual while A hears ringback from it, and
   // B's 200 moves the relay's side B to the callee. `to_prompt` is A's offer as anchored
   // for side B. False: the call was ended here.
+  // Answers A with a MediaEndpoint (call.prompt) that answers `to_prompt`; false after
+  // ending the call when it cannot. `what` names it in the log and the CDR.
+  bool AnswerWithEndpoint(Call& call, const std::string& to_prompt, const char* what,
+                          media::MediaEndpoint::DigitCallback on_digit);
   bool StartPinPrompt(Call& call, const DialTarget& target, const std::string& to_prompt);
+  // A feature code from an extension: answers, stores the change to its own forwarding
+  // (kReplicated), plays the confirmation or error tone, then hangs up (Tick).
+  void StartFeatureCode(Call& call, const FeatureCode& code, const std::string& to_prompt);
+  void FinishFeatureCode(Call& call, bool ok, const std::string& cause);
   void OnPinDigit(uint64_t call_id, char digit);
   // Stops the prompt when B answers, leaving the relay's side B ready to move to B.
   void ReleasePrompt(Call& call);

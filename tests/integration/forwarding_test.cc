@@ -14,6 +14,7 @@
 #include "tests/integration/pbxd_fixture.h"
 #include "tests/integration/sip_phone.h"
 #include "tests/support/process.h"
+#include "tests/support/rtp_peer.h"
 #include "tests/support/sip_test_ua.h"
 
 namespace pbx {
@@ -88,6 +89,33 @@ class ForwardingTest : public testing::Test {
     ASSERT_TRUE(ok) << pbxd_->Log();
     ASSERT_EQ(ok->status, 200) << ok->raw;
     caller.Ack2xx(*ok);
+  }
+
+  // `phone` dials the feature code `code` (FEATURES §9): the PBX answers, `rtp` hears its
+  // tone, and the PBX hangs up.
+  void FeatureCode(Phone& phone, test::RtpPeer& rtp, const std::string& code) {
+    std::optional<SipResponse> r =
+        phone.Call(code, kPassword, Sdp(phone.ua->local_ip(), rtp.port()));
+    if (r && r->status < 200) r = phone.Final(nullptr, 5s);
+    ASSERT_TRUE(r) << pbxd_->Log();
+    ASSERT_EQ(r->status, 200) << r->raw;
+    phone.Ack2xx(*r);
+    uint16_t port = test::AudioPort(Body(*r));
+    ASSERT_NE(port, 0) << r->raw;
+    rtp.Send("127.0.0.1", port, 0, 0, std::string(160, '\xff'));  // latches the relay
+    // The tone, from this call's relay port (a previous call's last frames may be queued).
+    std::optional<test::RtpPeer::Packet> tone;
+    test::WaitFor(
+        [&] {
+          tone = rtp.Receive(1s);
+          return tone && tone->from_port == port;
+        },
+        5s);
+    ASSERT_TRUE(tone && tone->from_port == port) << pbxd_->Log();
+    EXPECT_EQ(tone->pt(), 0);
+    std::optional<SipResponse> bye = phone.Expect("BYE", 5s);
+    ASSERT_TRUE(bye) << code << " not hung up\n" << pbxd_->Log();
+    phone.ua->Respond(*bye, 200, "OK");
   }
 
   // The last CDR once there are `n`.
@@ -297,6 +325,60 @@ TEST_F(ForwardingTest, SettingsSurviveARestart) {
   auto alice = Register("2001", "127.0.1.81");
   ASSERT_NO_FATAL_FAILURE(Dial(*alice, "2002"));
   EXPECT_EQ(Final(*alice, "2002").status, 486);  // the cache was loaded at start
+}
+
+// Feature codes change the caller's own settings as the API would, and calls follow them.
+TEST_F(ForwardingTest, FeatureCodesSetForwardingAndDnd) {
+  auto alice = Register("2001", "127.0.1.91");
+  auto bob = Register("2002", "127.0.1.92");
+  auto carol = Register("2003", "127.0.1.93");
+  test::RtpPeer alice_rtp("127.0.1.91");
+
+  ASSERT_NO_FATAL_FAILURE(FeatureCode(*alice, alice_rtp, "*712002"));
+  EXPECT_EQ(Get("2001")["always"], json({{"active", true}, {"number", "2002"}}));
+  json cdr = LastCdr(1);
+  EXPECT_EQ(cdr["callee"], "*712002") << cdr.dump();
+  EXPECT_EQ(cdr["type"], "internal") << cdr.dump();
+  EXPECT_EQ(cdr["status"], "answered") << cdr.dump();
+  EXPECT_EQ(cdr["hangup_side"], "pbx") << cdr.dump();
+  ASSERT_NO_FATAL_FAILURE(Dial(*carol, "2001"));
+  ASSERT_NO_FATAL_FAILURE(Answer(*bob, *carol));  // forwarded to 2002
+  carol->ua->SendRaw(carol->InDialog("BYE", ++carol->cseq));
+  std::optional<SipResponse> bye = bob->Expect("BYE");
+  ASSERT_TRUE(bye) << pbxd_->Log();
+  bob->ua->Respond(*bye, 200, "OK");
+  std::optional<SipResponse> bye_ok = carol->ua->Receive();
+  ASSERT_TRUE(bye_ok && bye_ok->status == 200) << pbxd_->Log();
+
+  ASSERT_NO_FATAL_FAILURE(FeatureCode(*alice, alice_rtp, "*071"));
+  EXPECT_EQ(Get("2001")["always"], json({{"active", false}, {"number", "2002"}}));
+
+  ASSERT_NO_FATAL_FAILURE(FeatureCode(*alice, alice_rtp, "*74"));
+  EXPECT_EQ(Get("2001")["dnd"], true);
+  ASSERT_NO_FATAL_FAILURE(Dial(*carol, "2001"));
+  EXPECT_EQ(Final(*carol, "2001").status, 486);
+  ASSERT_NO_FATAL_FAILURE(FeatureCode(*alice, alice_rtp, "*074"));
+  EXPECT_EQ(Get("2001")["dnd"], false);
+
+  // Refused: a forward to itself is answered with the error tone and changes nothing; a
+  // code without its number is no number at all.
+  json before = Get("2001");
+  ASSERT_NO_FATAL_FAILURE(FeatureCode(*alice, alice_rtp, "*722001"));
+  json refused;
+  test::WaitFor(
+      [&] {
+        json rows = test::PbxctlJson(dir_, {"cdr"})["records"];
+        for (const json& row : rows) {
+          if (row["callee"] == "*722001") refused = row;
+        }
+        return !refused.is_null();
+      },
+      5s);
+  EXPECT_EQ(refused["status"], "failed") << refused.dump();
+  EXPECT_EQ(Get("2001"), before);
+  ASSERT_NO_FATAL_FAILURE(Dial(*alice, "*71"));
+  EXPECT_EQ(Final(*alice, "*71").status, 404);
+  EXPECT_EQ(Get("2001"), before);
 }
 
 }  // namespace

@@ -38,6 +38,12 @@ inline std::string Body(const SipResponse& m) {
   return p == std::string::npos ? std::string() : m.raw.substr(p + 4);
 }
 
+// The SDP's audio port ("m=audio <port> ...").
+inline uint16_t AudioPort(const std::string& sdp) {
+  size_t p = sdp.find("m=audio ");
+  return p == std::string::npos ? 0 : static_cast<uint16_t>(std::stoi(sdp.substr(p + 8)));
+}
+
 // A phone: one UA registered as one extension, able to place and answer one call.
 struct Phone {
   std::string number;

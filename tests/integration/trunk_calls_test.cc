@@ -20,6 +20,7 @@ namespace pbx {
 namespace {
 
 using nlohmann::json;
+using test::AudioPort;
 using test::Body;
 using test::Phone;
 using test::Sdp;
@@ -291,12 +292,6 @@ TEST_F(TrunkCallsTest, AForwardToAnExternalNumberGoesOutThroughTheForwardersRout
   EXPECT_EQ(cdr["callee"], "2002");
   EXPECT_EQ(cdr["final_callee"], "440201234");
   EXPECT_EQ(cdr["status"], "answered");
-}
-
-// The SDP's audio port ("m=audio <port> ...").
-uint16_t AudioPort(const std::string& sdp) {
-  size_t p = sdp.find("m=audio ");
-  return p == std::string::npos ? 0 : static_cast<uint16_t>(std::stoi(sdp.substr(p + 8)));
 }
 
 // PIN sets (FEATURES §5.9): the PBX answers the caller, plays the prompt through the relay
