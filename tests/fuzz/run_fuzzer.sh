@@ -16,7 +16,8 @@ case "$target" in
                 node/core/status.cc node/core/log.cc) ;;
   dial_pattern) sources=(tests/fuzz/dial_pattern_fuzzer.cc sip/routing/dial_pattern.cc
                          node/core/status.cc node/core/log.cc) ;;
-  dial) sources=(tests/fuzz/dial_fuzzer.cc sip/calls/dial.cc) ;;
+  dial) sources=(tests/fuzz/dial_fuzzer.cc sip/calls/dial.cc sip/calls/feature_codes.cc
+                 node/core/status.cc node/core/log.cc) ;;
   *) echo "run_fuzzer: unknown target '$target'" >&2; exit 2 ;;
 esac
 
@@ -26,7 +27,8 @@ bin="$out/${target}_fuzzer"
 # Rebuild only when a source is newer than the binary.
 stale=0
 [[ -x "$bin" ]] || stale=1
-for s in "${sources[@]}" media/sdp/sdp.h media/sdp/codecs.h sip/routing/dial_pattern.h sip/calls/dial.h; do
+for s in "${sources[@]}" media/sdp/sdp.h media/sdp/codecs.h sip/routing/dial_pattern.h sip/calls/dial.h \
+    sip/calls/feature_codes.h; do
   [[ "$root/$s" -nt "$bin" ]] && stale=1
 done
 if [[ $stale -eq 1 ]]; then
